@@ -1,0 +1,152 @@
+"""The ``imreward`` command line: a thin layer over the Python API.
+
+Core commands (``score``, ``rank``) live here; the applications (evaluation, training, serving,
+ReFL, annotation) each add their subcommands through a ``register(subparsers)`` function in their
+own ``cli`` module, imported only when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.cli", "imreward.refl.cli",
+                    "imreward.annotate.cli")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that loads a reward model."""
+    parser.add_argument("--model", default="ImageReward-v1.0",
+                        help="registry name, save_pretrained folder, .pt checkpoint or hub repo (default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
+    parser.add_argument("--med-config", default=None, help="BLIP med_config.json for a .pt checkpoint")
+    parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
+
+
+def load_model_from_args(args: argparse.Namespace):
+    import imreward
+
+    return imreward.load(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
+                         med_config=args.med_config, max_length=args.max_length)
+
+
+def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                yield record["prompt"], record["image"]
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise SystemExit(f"{path}:{number}: expected {{\"prompt\": ..., \"image\": ...}} ({error})")
+
+
+class RowWriter:
+    """Writes result rows as JSON lines or CSV."""
+
+    def __init__(self, stream: TextIO, fmt: str, fields: list[str]) -> None:
+        self.stream, self.fmt, self.fields = stream, fmt, fields
+        if fmt == "csv":
+            self.csv = csv.DictWriter(stream, fieldnames=fields, extrasaction="ignore")
+            self.csv.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "csv":
+            self.csv.writerow(row)
+        else:
+            self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _score_command(args: argparse.Namespace) -> int:
+    if args.input:
+        pairs = list(_read_pairs(args.input))
+    elif args.prompt is not None and args.images:
+        pairs = [(args.prompt, image) for image in args.images]
+    else:
+        raise SystemExit("give --prompt and images, or --input pairs.jsonl")
+    model = load_model_from_args(args)
+    failures: dict[int, str] = {}
+
+    def report(index: int, error: Exception) -> None:
+        failures[index] = str(error)
+        print(f"error: {error}", file=sys.stderr)
+
+    scores = model.score_batch([p for p, _ in pairs], [i for _, i in pairs], batch_size=args.batch_size,
+                               progress=len(pairs) > args.batch_size and not args.quiet, on_error=report)
+    rank_of = {}
+    if args.command == "rank":
+        valid = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])
+        rank_of = {index: position + 1 for position, index in enumerate(valid)}
+    fields = ["prompt", "image", "score"] + (["rank"] if args.command == "rank" else []) + ["error"]
+    with (open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout) as stream:
+        writer = RowWriter(stream, args.format, fields)
+        for index, ((prompt, image), score) in enumerate(zip(pairs, scores)):
+            row = {"prompt": prompt, "image": image, "score": score}
+            if args.command == "rank":
+                row["rank"] = rank_of.get(index)
+            if index in failures:
+                row["error"] = failures[index]
+            writer.write(row)
+    if failures:
+        print(f"{len(failures)} of {len(pairs)} images failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_scoring_parser(subparsers, name: str, help_text: str) -> None:
+    parser = subparsers.add_parser(name, help=help_text)
+    parser.add_argument("images", nargs="*", help="image files")
+    parser.add_argument("--prompt", help="the prompt for all images")
+    if name == "score":
+        parser.add_argument("--input", help="JSON lines file of {\"prompt\": ..., \"image\": ...} ('-' for stdin)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--output", "-o", help="write results here instead of stdout")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_arguments(parser)
+    parser.set_defaults(handler=_score_command, input=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imreward", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_scoring_parser(subparsers, "score", "score images for prompts")
+    _add_scoring_parser(subparsers, "rank", "rank images for one prompt (1 = best)")
+    models = subparsers.add_parser("models", help="list the registered models and scorers")
+    models.set_defaults(handler=_models_command)
+    for module_name in APPLICATION_CLIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue  # that application is not part of this installation
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def _models_command(args: argparse.Namespace) -> int:
+    import imreward
+
+    for name in imreward.available_scores():
+        print(name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``imreward eval`` (scorers against human rankings) and ``imreward benchmark`` (generators)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_SCORERS = "ImageReward-v1.0,CLIP,BLIP,Aesthetic"
+CACHE_FILE = "scores.sqlite"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from error
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected integers >= 1")
+    return values
+
+
+def register(subparsers) -> None:
+    from imreward.cli import add_model_arguments
+
+    evaluate = subparsers.add_parser("eval", help="compare scorers with human rankings (the paper's Table 3)")
+    evaluate.add_argument("--data", required=True,
+                          help="test.json layout or ImageRewardDB rows (.json/.jsonl/.parquet)")
+    evaluate.add_argument("--images", required=True, help="root folder the image paths are relative to")
+    evaluate.add_argument("--scorers", default=DEFAULT_SCORERS,
+                          help="comma-separated registered scorer names or checkpoint paths (default: %(default)s)")
+    evaluate.add_argument("--layout", default="auto", choices=["auto", "test", "imagerewarddb"])
+    evaluate.add_argument("--output-dir", "-o", default="eval-report",
+                          help="folder for the reports (default: %(default)s)")
+    evaluate.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE})")
+    evaluate.add_argument("--ks", type=_int_list, default=[1, 2, 4], help="k of R@k and F@k (default: 1,2,4)")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    evaluate.add_argument("--confidence", type=float, default=0.95)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    evaluate.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
+    evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    evaluate.set_defaults(handler=_eval_command)
+
+    benchmark = subparsers.add_parser("benchmark", help="rank text-to-image generators by reward (the paper's Table 1)")
+    benchmark.add_argument("--prompts", required=True, help="JSON list of {id, prompt} (benchmark-prompts.json)")
+    benchmark.add_argument("--generations", required=True,
+                           help="folder with one subfolder of {id}_{k}.png per generator")
+    benchmark.add_argument("--human-ranks", help="JSON {generator: human rank} to correlate with")
+    benchmark.add_argument("--output-dir", "-o", default="benchmark-report", help="(default: %(default)s)")
+    benchmark.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE})")
+    benchmark.add_argument("--bootstrap", type=int, default=1000)
+    benchmark.add_argument("--seed", type=int, default=0)
+    benchmark.add_argument("--batch-size", type=int, default=32)
+    benchmark.add_argument("--quiet", "-q", action="store_true")
+    add_model_arguments(benchmark)
+    benchmark.set_defaults(handler=_benchmark_command)
+
+
+def _eval_command(args: argparse.Namespace) -> int:
+    import imreward
+    from imreward.eval.data import read_ranked_prompts
+    from imreward.eval.report import write_reports
+    from imreward.eval.runner import run_evaluation, unknown_scorers
+    specs = [spec.strip() for spec in args.scorers.split(",") if spec.strip()]
+    if not specs:
+        raise SystemExit("--scorers is empty")
+    if unknown := unknown_scorers(specs):
+        raise SystemExit(f"unknown scorers {', '.join(unknown)}: give registered names "
+                         f"({', '.join(imreward.available_scores())}) or checkpoint paths")
+    prompts = read_ranked_prompts(args.data, args.images, args.layout)
+    output_dir = Path(args.output_dir)
+    run = run_evaluation(prompts, specs, args.cache or output_dir / CACHE_FILE, device=args.device,
+                         download_root=args.download_root, batch_size=args.batch_size, ks=args.ks,
+                         n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
+                         progress=not args.quiet)
+    paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images))
+    for item in run.skipped:
+        print(f"skipped prompt {item['id']} ({item['reason']}): {item['images'][0]}", file=sys.stderr)
+    print(f"{len(run.prompts)} of {run.total_prompts} prompts evaluated, {len(run.skipped)} skipped", file=sys.stderr)
+    for spec, stats in run.cache_stats.items():
+        print(f"{spec}: {stats['hits']} scores from the cache, {stats['misses']} computed", file=sys.stderr)
+    print("wrote " + ", ".join(str(path) for path in paths.values()), file=sys.stderr)
+    return 0 if run.prompts else 1
+
+
+def _benchmark_command(args: argparse.Namespace) -> int:
+    import imreward
+    from imreward.cli import load_model_from_args
+    from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark, write_benchmark
+
+    def get_scorer():
+        if args.model in imreward.available_scores() and args.model not in imreward.available_models():
+            return imreward.load_score(args.model, device=args.device, download_root=args.download_root)
+        return load_model_from_args(args)
+
+    human_ranks = json.loads(Path(args.human_ranks).read_text()) if args.human_ranks else None
+    output_dir = Path(args.output_dir)
+    result = run_benchmark(read_benchmark_prompts(args.prompts), args.generations, get_scorer, args.model,
+                           args.cache or output_dir / CACHE_FILE, human_ranks=human_ranks,
+                           batch_size=args.batch_size, n_resamples=args.bootstrap, seed=args.seed,
+                           progress=not args.quiet)
+    paths = write_benchmark(result, output_dir)
+    print("ranking: " + " > ".join(result["ranking"]), file=sys.stderr)
+    print("wrote " + ", ".join(str(path) for path in paths.values()), file=sys.stderr)
+    return 0

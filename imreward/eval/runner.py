@@ -1,0 +1,139 @@
+"""Scoring a ranked evaluation set with several scorers through the score cache, and the metrics.
+
+Prompts with a missing or unreadable image are skipped for every scorer, so all scorers are
+compared on the same prompts; the result lists each skipped prompt with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imreward.eval.cache import ScoreCache
+from imreward.eval.data import RankedPrompt
+from imreward.eval.metrics import evaluate, pair_counts
+
+
+def unknown_scorers(specs: Sequence[str]) -> list[str]:
+    """The specs that are neither registered scorer names nor existing paths."""
+    import imreward
+
+    return [spec for spec in specs if spec not in imreward.available_scores() and not Path(spec).exists()]
+
+
+def load_scorer(spec: str, device: str | None = None, download_root: str | None = None):
+    """A registered scorer name (``imreward.available_scores()``) or a model folder/file for ``imreward.load``."""
+    import imreward
+
+    if spec in imreward.available_scores():
+        return imreward.load_score(spec, device=device, download_root=download_root)
+    if Path(spec).exists():
+        return imreward.load(spec, device=device, download_root=download_root)
+    raise KeyError(f"unknown scorer {spec!r}: not a registered name ({', '.join(imreward.available_scores())}) "
+                   "nor an existing checkpoint path")
+
+
+def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Sequence[Path], prompts: Sequence[str],
+                  cache: ScoreCache, batch_size: int = 32,
+                  progress: bool = False) -> tuple[list[float | None], dict[int, str]]:
+    """Scores of (image, prompt) pairs, computing only those not in ``cache``; ``get_scorer()`` is
+    called (the model loaded) only when some pair is not cached.
+
+    Returns:
+        (one score per pair, ``None`` for images that failed to load; {pair index: error}).
+    """
+    scores = cache.lookup(scorer_name, images, prompts)
+    todo = [i for i, score in enumerate(scores) if score is None]
+    errors: dict[int, str] = {}
+    if todo:
+        def record(index: int, error: Exception) -> None:
+            errors[todo[index]] = f"{type(error).__name__}: {error}"
+
+        fresh = get_scorer().score_batch([prompts[i] for i in todo], [images[i] for i in todo], batch_size=batch_size,
+                                   progress=progress, on_error=record)
+        done = [(i, value) for i, value in zip(todo, fresh) if value is not None]
+        cache.store(scorer_name, [images[i] for i, _ in done], [prompts[i] for i, _ in done], [v for _, v in done])
+        for i, value in done:
+            scores[i] = value
+    return scores, errors
+
+
+@dataclass
+class EvaluationRun:
+    """Everything a report needs: kept prompts, per-scorer scores and metrics, skipped prompts."""
+
+    prompts: list[RankedPrompt]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    scores: dict[str, list[list[float]]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    cache_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    total_prompts: int = 0
+    pairs: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def split_missing(prompts: Sequence[RankedPrompt]) -> tuple[list[RankedPrompt], list[dict[str, Any]]]:
+    """(prompts whose images all exist, skipped-prompt records naming the missing files)."""
+    kept, skipped = [], []
+    for prompt in prompts:
+        missing = [str(image) for image in prompt.images if not image.is_file()]
+        if missing:
+            skipped.append({"id": prompt.id, "prompt": prompt.prompt, "reason": "missing image", "images": missing})
+        else:
+            kept.append(prompt)
+    return kept, skipped
+
+
+def run_evaluation(prompts: Sequence[RankedPrompt], scorer_specs: Sequence[str], cache_path: str | os.PathLike,
+                   device: str | None = None, download_root: str | None = None, batch_size: int = 32,
+                   ks: Sequence[int] = (1, 2, 4), n_resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None) -> EvaluationRun:
+    """Score every prompt's images with each scorer (cached) and compute the metrics.
+
+    Args:
+        prompts: the ranked evaluation set (``imreward.eval.data.read_ranked_prompts``).
+        scorer_specs: registered scorer names or checkpoint paths.
+        cache_path: SQLite score cache; created if absent.
+        scorers: already-loaded scorers by spec, used instead of loading those specs.
+    """
+    kept, skipped = split_missing(prompts)
+    run = EvaluationRun(prompts=kept, skipped=skipped, total_prompts=len(prompts),
+                        settings={"ks": list(ks), "n_resamples": n_resamples, "confidence": confidence, "seed": seed})
+    images = [image for prompt in kept for image in prompt.images]
+    texts = [prompt.prompt for prompt in kept for _ in prompt.images]
+    owner = [index for index, prompt in enumerate(kept) for _ in prompt.images]
+    flat: dict[str, list[float | None]] = {}
+    failed: dict[int, str] = {}
+    with ScoreCache(cache_path) as cache:
+        for spec in scorer_specs:
+            hits, misses = cache.hits, cache.misses
+
+            def get_scorer(spec: str = spec) -> Any:
+                if scorers and spec in scorers:
+                    return scorers[spec]
+                return load_scorer(spec, device, download_root)
+
+            flat[spec], errors = cached_scores(get_scorer, spec, images, texts, cache, batch_size, progress)
+            run.cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}
+            for index, error in errors.items():
+                failed.setdefault(owner[index], f"{images[index]}: {error}")
+    for index, error in sorted(failed.items()):
+        run.skipped.append({"id": kept[index].id, "prompt": kept[index].prompt, "reason": "unreadable image",
+                            "images": [error]})
+    run.prompts = [prompt for index, prompt in enumerate(kept) if index not in failed]
+    rankings = [list(prompt.ranking) for prompt in run.prompts]
+    for spec, values in flat.items():
+        grouped: dict[int, list[float]] = {}
+        for index, value in zip(owner, values):
+            if index not in failed:
+                grouped.setdefault(index, []).append(value)
+        run.scores[spec] = list(grouped.values())
+        if rankings:
+            results = evaluate(rankings, run.scores[spec], ks, n_resamples, confidence, seed)
+            run.metrics[spec] = {name: result.to_dict() for name, result in results.items()}
+    if rankings:
+        run.pairs = int(pair_counts(rankings, run.scores[scorer_specs[0]])[1].sum()) if scorer_specs else 0
+    return run

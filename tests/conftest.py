@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from imreward.testing import tiny_model
+
+
+@pytest.fixture(scope="session")
+def model():
+    """A tiny ImageReward with seeded weights and the real tokenizer (eval mode, CPU)."""
+    return tiny_model(seed=0)
+
+
+@pytest.fixture
+def image_factory():
+    """make_image(height, width, seed=0, mode="RGB") -> PIL image with gradients and noise."""
+    return make_image
+
+
+def make_image(height: int, width: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                       rng.randint(0, 256, (height, width))], axis=-1).astype(np.uint8)
+    return Image.fromarray(pixels).convert(mode)
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """Three small images on disk in different formats."""
+    paths = []
+    for i, (name, mode) in enumerate([("a.png", "RGB"), ("b.jpg", "RGB"), ("c.webp", "RGB")]):
+        path = tmp_path / name
+        make_image(40 + 10 * i, 60 - 5 * i, seed=i, mode=mode).save(path)
+        paths.append(path)
+    return paths
