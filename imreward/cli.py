@@ -8,6 +8,7 @@ own ``cli`` module, imported only when present.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import json
@@ -88,7 +89,8 @@ def _score_command(args: argparse.Namespace) -> int:
         valid = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])
         rank_of = {index: position + 1 for position, index in enumerate(valid)}
     fields = ["prompt", "image", "score"] + (["rank"] if args.command == "rank" else []) + ["error"]
-    with (open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout) as stream:
+    output = open(args.output, "w", encoding="utf-8", newline="") if args.output else contextlib.nullcontext(sys.stdout)
+    with output as stream:
         writer = RowWriter(stream, args.format, fields)
         for index, ((prompt, image), score) in enumerate(zip(pairs, scores)):
             row = {"prompt": prompt, "image": image, "score": score}

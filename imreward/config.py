@@ -77,6 +77,19 @@ class TextConfig:
             encoder_width=encoder_width,
         )
 
+    def to_med_config(self) -> dict[str, Any]:
+        """This config as BLIP's ``med_config.json`` (BLIP itself then sets ``encoder_width`` to the
+        vision width, which is why 768 stands there)."""
+        return {
+            "architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
+            "vocab_size": self.vocab_size, "hidden_size": self.hidden_size, "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads, "intermediate_size": self.intermediate_size,
+            "max_position_embeddings": self.max_position_embeddings, "layer_norm_eps": self.layer_norm_eps,
+            "hidden_dropout_prob": self.hidden_dropout, "attention_probs_dropout_prob": self.attention_dropout,
+            "pad_token_id": self.pad_token_id, "type_vocab_size": 2, "initializer_range": 0.02,
+            "encoder_width": 768, "add_cross_attention": True,
+        }
+
 
 @dataclass(frozen=True)
 class HeadConfig:

@@ -131,7 +131,7 @@ class RewardScorer(nn.Module):
             if ok:
                 rows = torch.tensor([prompt_index[prompt_list[start + i]] for i in ok])
                 batch_text = {key: value[rows] for key, value in text.items()}
-                batch_scores = self._score_preprocessed(torch.stack([pixels[i] for i in ok]), batch_text)
+                batch_scores = self.score_preprocessed(torch.stack([pixels[i] for i in ok]), batch_text)
                 for i, value in zip(ok, batch_scores.tolist()):
                     scores[start + i] = value
             bar.update(len(pixels))
@@ -153,7 +153,9 @@ class RewardScorer(nn.Module):
 
     # ---- internals ------------------------------------------------------------------------
 
-    def _score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
+    def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without
+        gradients; moves the inputs to the model's device and dtype."""
         with torch.inference_mode():
             pixel_values = pixel_values.to(self.device, self.compute_dtype, non_blocking=True)
             text = {key: value.to(self.device, non_blocking=True) for key, value in text.items()}

@@ -172,3 +172,13 @@ def test_load_weights_assigns_onto_meta_modules():
         model = imreward.ImageReward(config)
     load_weights(model, seeded_state_dict(model_shapes(config)))
     assert all(not p.is_meta for p in model.parameters())
+
+
+def test_config_round_trips_through_json_and_med_config(tmp_path):
+    config = tiny_config()
+    config.save(tmp_path / "config.json")
+    assert imreward.ImageRewardConfig.load(tmp_path / "config.json") == config
+    med = config.text.to_med_config()
+    assert imreward.TextConfig.from_med_config(med, encoder_width=config.text.encoder_width) == config.text
+    with pytest.raises(ValueError, match="hidden_act"):
+        imreward.TextConfig.from_med_config(dict(med, hidden_act="relu"), encoder_width=32)

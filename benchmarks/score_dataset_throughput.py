@@ -1,0 +1,76 @@
+"""End-to-end throughput of ``imreward score-dataset`` on generated JPEG/PNG files.
+
+Writes ``--images`` random images (``--image-size`` px, 4 in 5 JPEG) and a manifest, then runs
+the real command (DataLoader decoding workers, batched scoring, part files, merge) and reports
+images/s. Target on one H100-class GPU with 16 cores: >= 1,000 images/s with the full model:
+
+    python benchmarks/score_dataset_throughput.py --model ImageReward-v1.0 --device cuda --dtype float16 \\
+        --images 20000 --image-size 512 --batch-size 256
+    python benchmarks/score_dataset_throughput.py --preset tiny --images 2000      # CPU smoke figure
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serve_load import PRESETS, save_preset  # noqa: E402
+
+from imreward.cli import main as imreward_main  # noqa: E402
+
+
+def write_dataset(folder: Path, count: int, size: int) -> Path:
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    with open(folder / "manifest.jsonl", "w") as manifest:
+        for index in range(count):
+            # smooth content with noise, closer to generated images than pure noise for the codecs
+            base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * rng.random(3, dtype=np.float32)
+            pixels = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+            name = f"images/{index:07d}.{'png' if index % 5 == 0 else 'jpg'}"
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="PNG" if index % 5 == 0 else "JPEG", quality=90)
+            (folder / name).write_bytes(buffer.getvalue())
+            manifest.write(json.dumps({"prompt": f"generated image number {index % 100}", "image": name}) + "\n")
+    return folder / "manifest.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=list(PRESETS), default="tiny")
+    parser.add_argument("--model", help="registry name or saved folder instead of a preset")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        model = args.model or str(save_preset(args.preset, scratch / "model"))
+        manifest = write_dataset(scratch / "data", args.images, args.image_size)
+        command = ["score-dataset", str(manifest), "--model", model, "--output", str(scratch / "scores.parquet"),
+                   "--batch-size", str(args.batch_size), "-q"]
+        for option, value in (("--device", args.device), ("--dtype", args.dtype), ("--num-workers", args.num_workers)):
+            command += [option, str(value)] if value is not None else []
+        started = time.perf_counter()
+        status = imreward_main(command)
+        elapsed = time.perf_counter() - started
+    print(json.dumps({"model": args.model or args.preset, "device": args.device, "dtype": args.dtype,
+                      "images": args.images, "image_size": args.image_size, "status": status,
+                      "seconds": round(elapsed, 1), "images_per_s": round(args.images / elapsed, 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

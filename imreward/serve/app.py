@@ -1,0 +1,165 @@
+"""The reward server's FastAPI application: ``/v1/score``, ``/v1/models``, ``/health``, ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import Depends, FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from imreward.scoring import RewardScorer
+from imreward.serve.batcher import DynamicBatcher
+from imreward.serve.limits import BodySizeLimit, check_bearer_token
+from imreward.serve.metrics import ServerMetrics
+from imreward.serve.payload import (RequestError, ScoreRequest, decode_image_field, read_score_request,
+                                    score_response, wants_msgpack)
+from imreward.serve.settings import ServeSettings
+
+logger = logging.getLogger("imreward.serve")
+
+
+def _prepare_image(model: RewardScorer, field: str | bytes) -> torch.Tensor | str:
+    """Normalised pixels [3, S, S] of one image field, or the reason it cannot be scored."""
+    try:
+        return model.preprocess(decode_image_field(field))
+    except Exception as error:  # a bad image fails its own item only (Pillow raises many types)
+        return str(error)
+
+
+class ScoringService:
+    """Decodes request images in a thread pool and scores them through each model's batcher."""
+
+    def __init__(self, models: dict[str, RewardScorer], settings: ServeSettings, metrics: ServerMetrics) -> None:
+        self.models, self.settings, self.metrics = models, settings, metrics
+        self.default_model = next(iter(models))
+        self.batchers = {name: DynamicBatcher(model, name, settings.max_batch_size, settings.max_wait_ms, metrics)
+                         for name, model in models.items()}
+        self.decode_pool: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self.decode_pool = ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="decode")
+        for batcher in self.batchers.values():
+            batcher.start()
+
+    async def stop(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self.decode_pool.shutdown(wait=True)
+
+    def model_name(self, requested: str | None) -> str:
+        name = requested or self.default_model
+        if name not in self.models:
+            raise RequestError(404, f"unknown model {name!r}; loaded: {', '.join(self.models)}", "unknown_model")
+        return name
+
+    async def score(self, request: ScoreRequest) -> tuple[list[float | None], list[dict]]:
+        """Scores in request order (None for failed items) and the errors ``[{"index", "message"}]``.
+
+        Raises:
+            RequestError: unknown model (404), or no image could be scored (422, naming each item).
+        """
+        name = self.model_name(request.model)
+        model, loop = self.models[name], asyncio.get_running_loop()
+        prepared = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, _prepare_image, model, field)
+                                          for field in request.images))
+        errors = [{"index": i, "message": f"images[{i}]: {item}"} for i, item in enumerate(prepared)
+                  if isinstance(item, str)]
+        valid = [i for i, item in enumerate(prepared) if not isinstance(item, str)]
+        self.metrics.images.labels(name, "failed").inc(len(errors))
+        if errors:
+            self.metrics.errors.labels("bad_image").inc(len(errors))
+        if not valid:
+            raise RequestError(422, "no image could be scored: " + "; ".join(e["message"] for e in errors),
+                               "bad_image")
+        text = await loop.run_in_executor(self.decode_pool, model.encode_prompts,
+                                          [request.prompts[i] for i in valid])
+        values = await self.batchers[name].score([prepared[i] for i in valid], text)
+        scores: list[float | None] = [None] * len(prepared)
+        for index, value in zip(valid, values):
+            if math.isfinite(value):
+                scores[index] = value
+            else:
+                errors.append({"index": index, "message": f"images[{index}]: the model returned {value}"})
+        errors.sort(key=lambda error: error["index"])
+        self.metrics.images.labels(name, "scored").inc(len(valid))
+        return scores, errors
+
+
+def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None = None) -> FastAPI:
+    """A server for ``models`` (name -> scorer in eval mode); the first is the default model.
+
+    Sets each model's ``max_pixels`` to the server's limit.
+    """
+    if not models:
+        raise ValueError("give at least one model")
+    settings = settings or ServeSettings()
+    for model in models.values():
+        model.max_pixels = settings.max_pixels
+    metrics = ServerMetrics()
+    service = ScoringService(models, settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.start()
+        yield
+        await service.stop()  # uvicorn has already let the requests in flight finish
+
+    app = FastAPI(title="imreward reward server", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.service, app.state.metrics = service, metrics
+
+    def require_token(request: Request) -> None:
+        check_bearer_token(request, settings.token)
+
+    authorized = [Depends(require_token)]
+
+    @app.exception_handler(RequestError)
+    async def refuse(request: Request, error: RequestError) -> JSONResponse:
+        metrics.errors.labels(error.reason).inc()
+        return JSONResponse({"detail": error.message}, status_code=error.status)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "models": list(models)}
+
+    @app.get("/v1/models", dependencies=authorized)
+    async def list_models() -> dict:
+        return {"default": service.default_model, "models": [
+            {"name": name, "image_size": model.image_size, "device": str(model.device),
+             "dtype": str(model.compute_dtype).removeprefix("torch.")} for name, model in models.items()]}
+
+    @app.get("/metrics", dependencies=authorized)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.post("/v1/score", dependencies=authorized)
+    async def score(request: Request) -> Response:
+        started, status = time.perf_counter(), 500
+        try:
+            parsed = await read_score_request(request, settings)
+            scores, errors = await service.score(parsed)
+            status = 200
+            return score_response(scores, errors, wants_msgpack(request))
+        except RequestError as error:
+            status = error.status
+            raise
+        except HTTPException as error:
+            status = error.status_code
+            raise
+        except Exception:
+            logger.exception("scoring failed")
+            metrics.errors.labels("internal").inc()
+            return JSONResponse({"detail": "internal error while scoring; see the server log"}, status_code=500)
+        finally:
+            metrics.requests.labels(str(status)).inc()
+            metrics.latency.observe(time.perf_counter() - started)
+
+    return app

@@ -1,0 +1,100 @@
+"""``imreward serve`` and ``imreward score-dataset``; heavy imports happen inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from imreward.cli import add_model_arguments, load_model_from_args
+from imreward.serve.settings import TOKEN_ENV, ServeSettings
+
+DEFAULT_MODEL = "ImageReward-v1.0"
+
+
+def register(subparsers) -> None:
+    """Add the ``serve`` and ``score-dataset`` commands."""
+    defaults = ServeSettings()
+    serve = subparsers.add_parser("serve", help="serve rewards over HTTP with dynamic batching",
+                                  conflict_handler="resolve")
+    add_model_arguments(serve)
+    serve.add_argument("--model", action="append", metavar="[NAME=]MODEL",
+                       help=f"model to load (repeat for several; the first is the default; default {DEFAULT_MODEL}); "
+                            "NAME= sets the name requests use")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    serve.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms,
+                       help="how long a batch waits to fill up (default: %(default)s)")
+    serve.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / 2**20)
+    serve.add_argument("--max-images", type=int, default=defaults.max_images_per_request,
+                       help="images per request (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels, help="pixels per image")
+    serve.add_argument("--decode-workers", type=int, default=defaults.decode_workers)
+    serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                       help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0,
+                       help="seconds to finish requests in flight on shutdown")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+    dataset = subparsers.add_parser("score-dataset", help="score a folder tree, manifest or ImageRewardDB dataset "
+                                                          "into parquet / JSON lines (resumable, torchrun-sharded)")
+    add_model_arguments(dataset)
+    dataset.add_argument("input", type=Path,
+                         help="image folder tree, manifest (.jsonl/.csv/.parquet) or ImageRewardDB folder")
+    dataset.add_argument("--output", "-o", type=Path, required=True, help="result file: .parquet or .jsonl")
+    dataset.add_argument("--layout", choices=["auto", "folder", "manifest", "imagerewarddb"], default="auto")
+    dataset.add_argument("--split", default="train", help="ImageRewardDB split (default: %(default)s)")
+    dataset.add_argument("--batch-size", type=int, default=64)
+    dataset.add_argument("--num-workers", type=int, default=None, help="decoding processes (default: CPU count)")
+    dataset.add_argument("--rows-per-part", type=int, default=4096,
+                         help="rows per committed part file; a crash loses at most this many (default: %(default)s)")
+    dataset.add_argument("--no-merge", action="store_true", help="leave the part files; merge in a later run")
+    dataset.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    dataset.set_defaults(handler=_score_dataset)
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """``"name=path"`` -> (name, path); a bare path or registry name is named after its last component."""
+    name, separator, source = spec.partition("=")
+    if separator and name and "/" not in name and os.sep not in name:
+        return name, source
+    return Path(spec.rstrip("/\\")).name or spec, spec
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from imreward.serve.app import create_app
+
+    models = {}
+    for spec in args.model or [DEFAULT_MODEL]:
+        name, source = parse_model_spec(spec)
+        if name in models:
+            raise SystemExit(f"two models are named {name!r}: give them names with NAME=MODEL")
+        models[name] = load_model_from_args(argparse.Namespace(**{**vars(args), "model": source})).eval()
+    settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                             max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
+                             max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token)
+    if not _is_loopback(args.host) and not args.token:
+        print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
+              f"(set --token or ${TOKEN_ENV})", file=sys.stderr)
+    uvicorn.run(create_app(models, settings), host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=args.graceful_timeout)
+    return 0
+
+
+def _score_dataset(args: argparse.Namespace) -> int:
+    from imreward.serve.dataset_scoring import score_dataset_command
+
+    return score_dataset_command(args)

@@ -1,0 +1,38 @@
+"""Limits and batching options of the reward server."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+TOKEN_ENV = "IMREWARD_SERVE_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Options of one server instance.
+
+    Args:
+        max_batch_size: images per model forward; requests arriving together share batches.
+        max_wait_ms: how long the first queued image waits for others to fill its batch.
+        max_body_bytes: requests with a larger body get 413 before being read in full.
+        max_images_per_request: requests with more images get 413.
+        max_pixels: images with more pixels (width x height, read from the header) fail their item.
+        decode_workers: threads decoding and preprocessing images off the event loop.
+        token: if set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
+    """
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_body_bytes: int = 64 * 2**20
+    max_images_per_request: int = 256
+    max_pixels: int = 4096 * 4096
+    decode_workers: int = min(8, os.cpu_count() or 1)
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_body_bytes", "max_images_per_request", "max_pixels", "decode_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_wait_ms < 0:
+            raise ValueError("max_wait_ms must not be negative")

@@ -1,0 +1,50 @@
+import csv
+import json
+
+import pytest
+
+from imreward.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_score_prints_one_json_line_per_image(saved_model, image_files, capsys, model):
+    assert main(["score", "--model", str(saved_model), "--device", "cpu", "--prompt", "a cat",
+                 *map(str, image_files)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["image"] for row in rows] == list(map(str, image_files))
+    expected = model.score("a cat", image_files)
+    assert [row["score"] for row in rows] == pytest.approx(expected, abs=1e-6)
+
+
+def test_rank_and_csv_output(saved_model, image_files, tmp_path, model):
+    output = tmp_path / "ranks.csv"
+    assert main(["rank", "--model", str(saved_model), "--prompt", "a dog", "--format", "csv", "-o", str(output),
+                 *map(str, image_files)]) == 0
+    rows = list(csv.DictReader(output.open()))
+    ranking, _ = model.inference_rank("a dog", image_files)
+    assert [int(row["rank"]) for row in rows] == ranking
+
+
+def test_jsonl_input_with_a_bad_image_scores_the_rest_and_fails(saved_model, image_files, tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    pairs = tmp_path / "pairs.jsonl"
+    items = [(f"prompt {i}", str(path)) for i, path in enumerate([image_files[0], bad, image_files[1]])]
+    pairs.write_text("".join(json.dumps({"prompt": p, "image": i}) + "\n" for p, i in items))
+    assert main(["score", "--model", str(saved_model), "--input", str(pairs), "-q"]) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [row["score"] is None for row in rows] == [False, True, False]
+    assert "broken.png" in rows[1]["error"] and "broken.png" in captured.err
+    assert "1 of 3 images failed" in captured.err
+
+
+def test_missing_inputs_are_a_usage_error(saved_model):
+    with pytest.raises(SystemExit, match="give --prompt and images"):
+        main(["score", "--model", str(saved_model)])
