@@ -1,0 +1,92 @@
+"""`imreward annotate ...` argument parsing; each command calls one function of `api`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+PASSWORD_ENV = "IMREWARD_ANNOTATE_PASSWORD"
+SECRET_ENV = "IMREWARD_ANNOTATE_SECRET"
+
+
+def register(subparsers) -> None:
+    """Add the `annotate` command and its sub-commands to an argparse sub-parser set."""
+    annotate = subparsers.add_parser("annotate", help="the annotation web platform")
+    commands = annotate.add_subparsers(dest="annotate_command", required=True)
+    db_help = "SQLAlchemy URL or SQLite file (default: ./imreward-annotate.db)"
+
+    serve = commands.add_parser("serve", help="run the annotation web app")
+    serve.add_argument("--db", help=db_help)
+    serve.add_argument("--media", type=Path, required=True, help="media root holding the images")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--secure-cookies", action="store_true", help="send cookies over HTTPS only")
+    serve.set_defaults(handler=_serve)
+
+    load = commands.add_parser("import", help="load prompts and their images")
+    load.add_argument("source", type=Path, help="prompt folder, JSON/JSON-lines manifest or zip")
+    load.add_argument("--db", help=db_help)
+    load.add_argument("--media", type=Path, required=True)
+    load.set_defaults(handler=_import)
+
+    export = commands.add_parser("export", help="write the training JSON and ImageRewardDB layouts")
+    export.add_argument("out", type=Path, help="output folder")
+    export.add_argument("--db", help=db_help)
+    export.add_argument("--media", type=Path, required=True)
+    export.add_argument("--split", default="train", help="split name in the file names")
+    export.set_defaults(handler=_export)
+
+    user = commands.add_parser("create-user", help=f"add an account (password from ${PASSWORD_ENV} or a prompt)")
+    user.add_argument("username")
+    user.add_argument("--role", choices=("admin", "annotator"), default="annotator")
+    user.add_argument("--db", help=db_help)
+    user.set_defaults(handler=_create_user)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .api import serve
+
+    serve(args.db, args.media, args.host, args.port, args.secure_cookies, os.environ.get(SECRET_ENV))
+
+
+def _import(args: argparse.Namespace) -> None:
+    from .api import import_data
+
+    report = import_data(args.db, args.media, args.source)
+    print(f"imported {len(report.imported)} prompts, skipped {len(report.skipped_existing)} already present")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .api import export_data
+
+    report = export_data(args.db, args.media, args.out, args.split)
+    print(
+        f"exported {report.exported_prompts} prompts ({report.images} images), "
+        f"dropped {report.dropped_prompts}: {report.training_json}, {report.metadata_parquet}"
+    )
+
+
+def _create_user(args: argparse.Namespace) -> None:
+    from .api import add_user
+
+    password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for {args.username}: ")
+    try:
+        add_user(args.db, args.username, password, args.role)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(f"created {args.role} {args.username}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the annotate commands alone: `python -m imreward.annotate.cli annotate ...`."""
+    parser = argparse.ArgumentParser(prog="imreward")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

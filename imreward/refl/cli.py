@@ -1,0 +1,120 @@
+"""``imreward refl``: fine-tune a Stable Diffusion pipeline on a reward (ReFL)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "refl", help="fine-tune Stable Diffusion on a reward (ReFL)",
+        description="Reward Feedback Learning: tune a diffusers Stable Diffusion (1.x/2.x, SDXL) UNet on "
+                    "differentiable rewards. Launch with `accelerate launch -m imreward.cli refl ...` for multi-GPU.")
+    source = parser.add_argument_group("model and reward")
+    source.add_argument("--pipeline", help="diffusers pipeline folder or hub repo (SD 1.x/2.x or SDXL)")
+    source.add_argument("--random-pipeline", choices=["tiny", "sd15"],
+                        help="random-weight components instead of --pipeline (smoke tests, benchmarks)")
+    source.add_argument("--sdxl", action="store_true", help="with --random-pipeline: the SDXL layout")
+    source.add_argument("--revision", default=None)
+    source.add_argument("--variant", default=None, help="e.g. fp16")
+    source.add_argument("--reward", action="append", default=None, metavar="NAME[:WEIGHT]",
+                        help="reward scorer: a registered name, a model path or 'brightness'; repeat for a "
+                             "weighted sum (default: ImageReward-v1.0)")
+    source.add_argument("--download-root", default=None, help="cache folder for reward weights")
+    data = parser.add_argument_group("data")
+    data.add_argument("--prompts", required=True, help="JSON (text fields), JSON lines or text file of prompts")
+    data.add_argument("--validation-prompts", help="prompts file for validation (default: hold out --validation-count)")
+    data.add_argument("--validation-count", type=int, default=8,
+                      help="prompts held out of --prompts for validation when --validation-prompts is not given")
+    data.add_argument("--pretrain-data", help="JSON/JSON lines of {image, text} pairs for the pre-training loss")
+    training = parser.add_argument_group("training")
+    training.add_argument("--output-dir", required=True)
+    training.add_argument("--resume", default=None, help="checkpoint folder, or 'latest'")
+    _add_config_arguments(training)
+    parser.set_defaults(handler=_refl_command)
+
+
+def _add_config_arguments(group) -> None:
+    group.add_argument("--resolution", type=int, default=512)
+    group.add_argument("--batch-size", type=int, default=2, help="prompts per ReFL batch, per process")
+    group.add_argument("--max-steps", type=int, default=100)
+    group.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    group.add_argument("--learning-rate", type=float, default=1e-5)
+    group.add_argument("--lr-scheduler", default="constant")
+    group.add_argument("--lr-warmup-steps", type=int, default=0)
+    group.add_argument("--max-grad-norm", type=float, default=1.0)
+    group.add_argument("--num-inference-steps", type=int, default=40, help="sampler steps T")
+    group.add_argument("--refl-step-range", type=int, nargs=2, default=(30, 39), metavar=("T1", "T2"),
+                       help="range of the step index taken with gradients (inclusive)")
+    group.add_argument("--reward-weight", type=float, default=1e-3, help="lambda in lambda*ReLU(threshold-reward)")
+    group.add_argument("--reward-threshold", type=float, default=2.0)
+    group.add_argument("--guidance-scale", type=float, default=1.0)
+    group.add_argument("--loss-cycle", default=None,
+                       help="e.g. 'refl,pretrain' (alternate) or 'refl+pretrain' (both each step); default: "
+                            "'refl+pretrain' with --pretrain-data, else 'refl'")
+    group.add_argument("--pretrain-weight", type=float, default=1.0)
+    group.add_argument("--lora-rank", type=int, default=0, help="> 0: train LoRA adapters of this rank")
+    group.add_argument("--lora-alpha", type=float, default=None)
+    group.add_argument("--gradient-checkpointing", action="store_true")
+    group.add_argument("--ema", action="store_true", help="keep an EMA of the trained weights (exported)")
+    group.add_argument("--ema-decay", type=float, default=0.9999)
+    group.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    group.add_argument("--checkpoint-every", type=int, default=100)
+    group.add_argument("--checkpoints-total-limit", type=int, default=None)
+    group.add_argument("--validation-every", type=int, default=50)
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--log-with", default=None, help="accelerate tracker, e.g. tensorboard")
+
+
+def _pipeline_from_args(args: argparse.Namespace):
+    from imreward.refl.components import build_random_pipeline, load_pipeline
+
+    if (args.pipeline is None) == (args.random_pipeline is None):
+        raise SystemExit("give exactly one of --pipeline and --random-pipeline")
+    if args.random_pipeline:
+        return build_random_pipeline(args.random_pipeline, image_size=args.resolution, sdxl=args.sdxl, seed=args.seed)
+    return load_pipeline(args.pipeline, revision=args.revision, variant=args.variant)
+
+
+def _refl_command(args: argparse.Namespace) -> int:
+    from imreward.refl import CaptionedImages, ReFLConfig, ReFLTrainer, load_prompts, load_reward
+
+    prompts = load_prompts(args.prompts)
+    if args.validation_prompts:
+        validation_prompts = load_prompts(args.validation_prompts)
+    else:
+        if args.validation_count >= len(prompts):
+            raise SystemExit(f"--validation-count {args.validation_count} leaves no training prompts")
+        validation_prompts = prompts[len(prompts) - args.validation_count:] if args.validation_count else []
+        prompts = prompts[: len(prompts) - args.validation_count]
+    loss_cycle = args.loss_cycle or ("refl+pretrain" if args.pretrain_data else "refl")
+    try:
+        config = ReFLConfig(
+            output_dir=args.output_dir, resolution=args.resolution, batch_size=args.batch_size,
+            max_steps=args.max_steps, gradient_accumulation_steps=args.gradient_accumulation_steps,
+            learning_rate=args.learning_rate, max_grad_norm=args.max_grad_norm, lr_scheduler=args.lr_scheduler,
+            lr_warmup_steps=args.lr_warmup_steps, num_inference_steps=args.num_inference_steps,
+            refl_step_range=tuple(args.refl_step_range), reward_weight=args.reward_weight,
+            reward_threshold=args.reward_threshold, guidance_scale=args.guidance_scale, loss_cycle=loss_cycle,
+            pretrain_weight=args.pretrain_weight, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+            gradient_checkpointing=args.gradient_checkpointing, use_ema=args.ema, ema_decay=args.ema_decay,
+            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
+            checkpoints_total_limit=args.checkpoints_total_limit, validation_every=args.validation_every,
+            validation_prompts=validation_prompts, seed=args.seed, log_with=args.log_with)
+    except ValueError as error:
+        raise SystemExit(f"refl: {error}")
+    pipeline = _pipeline_from_args(args)
+    pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
+    trainer = ReFLTrainer(pipeline, load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root),
+                          config, prompts, pretrain_data=pretrain_data)
+    if args.resume:
+        trainer.resume(args.resume)
+    trainer.train()
+    folder = trainer.export()
+    if trainer.accelerator.is_main_process:
+        last = trainer.history[-1] if trainer.history else {}
+        print(json.dumps({"steps": trainer.step, "output": str(folder), "last_step": last}), file=sys.stdout)
+    trainer.accelerator.end_training()
+    return 0

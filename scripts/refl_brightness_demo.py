@@ -1,0 +1,65 @@
+"""CPU demonstration that ReFL climbs a reward: a tiny random Stable Diffusion learns to make the
+centre of its images bright.
+
+The reward is the mean brightness of the central half of the image (``RegionBrightness``; a white
+centre scores 1.0, the known optimum). The mean reward on held-out prompts (never trained on,
+fixed seeds) is measured before and after training; takes a few minutes on 2 CPU cores.
+
+    python scripts/refl_brightness_demo.py --steps 60 --output-dir /tmp/refl-demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from imreward.refl import ReFLConfig, ReFLTrainer, RegionBrightness, build_random_pipeline
+
+SUBJECTS = ["a cat", "a lighthouse", "a bowl of fruit", "a mountain lake", "a red car", "an old map",
+            "a city street", "a forest path", "a violin", "a space station", "a sailing boat", "a desert"]
+STYLES = ["oil painting", "photograph", "watercolor", "pencil sketch"]
+HELD_OUT = ["a portrait of a knight, digital art", "a bridge in the fog, photograph",
+            "a teapot on a table, oil painting", "a snowy village at night, watercolor"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--output-dir", default="refl-brightness-demo")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscription)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    prompts = [f"{subject}, {style}" for subject in SUBJECTS for style in STYLES]
+    config = ReFLConfig(
+        output_dir=args.output_dir, resolution=args.resolution, batch_size=4, max_steps=args.steps,
+        learning_rate=args.learning_rate, num_inference_steps=10, refl_step_range=(6, 9),
+        reward_weight=1.0, reward_threshold=2.0, validation_every=max(1, args.steps // 4),
+        validation_prompts=HELD_OUT, seed=args.seed)
+    trainer = ReFLTrainer(build_random_pipeline(image_size=args.resolution, seed=args.seed),
+                          RegionBrightness(), config, prompts)
+    started = time.perf_counter()
+    trainer.train()
+    elapsed = time.perf_counter() - started
+    with open(f"{args.output_dir}/validation.jsonl", encoding="utf-8") as stream:
+        validations = [json.loads(line) for line in stream]
+    before, after = validations[0], validations[-1]
+    print(json.dumps({
+        "held_out_mean_reward_before": round(before["mean_reward"], 4),
+        "held_out_mean_reward_after": round(after["mean_reward"], 4),
+        "validation_curve": {record["step"]: round(record["mean_reward"], 4) for record in validations},
+        "train_reward_first_5_steps": round(sum(r["reward"] for r in trainer.history[:5]) / 5, 4),
+        "train_reward_last_5_steps": round(sum(r["reward"] for r in trainer.history[-5:]) / 5, 4),
+        "steps": trainer.step, "seconds": round(elapsed, 1),
+        "grids": f"{args.output_dir}/validation/",
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

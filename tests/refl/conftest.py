@@ -1,0 +1,31 @@
+"""Fixtures for the ReFL tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def single_cpu_thread():
+    """Tiny convolutions run many times faster on one thread than on contended cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def captioned_images(tmp_path):
+    """A JSON file of three image-caption pairs (solid-colour PNGs)."""
+    import json
+
+    from PIL import Image
+
+    records = []
+    for index, colour in enumerate([(255, 0, 0), (0, 255, 0), (20, 20, 200)]):
+        Image.new("RGB", (24, 20), colour).save(tmp_path / f"image{index}.png")
+        records.append({"image": f"image{index}.png", "text": f"a plain colour number {index}"})
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(records))
+    return path

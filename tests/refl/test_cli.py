@@ -1,0 +1,43 @@
+"""``imreward refl`` end to end on a saved tiny pipeline, with resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from refl.refl_helpers import RESOLUTION
+
+from imreward.cli import build_parser, main
+from imreward.refl import build_random_pipeline
+
+
+def test_refl_is_registered_in_the_cli():
+    arguments = build_parser().parse_args(["refl", "--prompts", "p.txt", "--output-dir", "out", "--lora-rank", "8"])
+    assert arguments.command == "refl" and arguments.lora_rank == 8
+    assert tuple(arguments.refl_step_range) == (30, 39) and arguments.reward_weight == 1e-3
+
+
+def test_refl_command_trains_resumes_and_exports(tmp_path, capsys):
+    build_random_pipeline(image_size=RESOLUTION, seed=0).save_pretrained(tmp_path / "pipeline")
+    (tmp_path / "prompts.txt").write_text("a cat\na dog\na red house\nheld out prompt\n")
+    common = ["refl", "--pipeline", str(tmp_path / "pipeline"), "--prompts", str(tmp_path / "prompts.txt"),
+              "--output-dir", str(tmp_path / "run"), "--reward", "brightness", "--resolution", str(RESOLUTION),
+              "--num-inference-steps", "3", "--refl-step-range", "1", "2", "--validation-count", "1",
+              "--validation-every", "1", "--checkpoint-every", "1", "--learning-rate", "1e-3"]
+    assert main(common + ["--max-steps", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 1
+    assert main(common + ["--max-steps", "2", "--resume", "latest"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["last_step"]["step"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2]  # the resumed run does not validate step 1 again
+    assert (tmp_path / "run" / "final" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000001",
+                                                                                          "step_000002"]
+
+
+def test_refl_command_needs_exactly_one_pipeline_source(tmp_path):
+    (tmp_path / "prompts.txt").write_text("a\nb\n")
+    with pytest.raises(SystemExit, match="exactly one"):
+        main(["refl", "--prompts", str(tmp_path / "prompts.txt"), "--output-dir", str(tmp_path), "--reward",
+              "brightness", "--validation-count", "1"])

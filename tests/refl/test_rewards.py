@@ -1,0 +1,63 @@
+"""Reward wrappers: region brightness (hand-worked values), weighted sums, freezing, specs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imreward.refl.rewards import RegionBrightness, WeightedReward, load_reward, parse_reward_spec
+from imreward.testing import tiny_model
+
+
+def test_region_brightness_measures_only_its_box():
+    pixels = torch.zeros(3, 3, 8, 8)
+    pixels[1, :, 2:6, 2:6] = 1.0  # the centre box (top 1/4, left 1/4, half height, half width) is white
+    pixels[2, :, :4, :] = 1.0  # top half white: half of the centre box
+    scorer = RegionBrightness(box=(0.25, 0.25, 0.5, 0.5), image_size=8)
+    assert scorer.score_tensor(pixels, "any").tolist() == pytest.approx([0.0, 1.0, 0.5])
+    assert scorer.score_tensor(pixels[:1] + 0.3, "any").item() == pytest.approx(0.3)
+
+
+def test_region_brightness_rejects_boxes_outside_the_image():
+    with pytest.raises(ValueError, match="unit square"):
+        RegionBrightness(box=(0.5, 0.0, 0.6, 0.5))
+
+
+def test_weighted_reward_sums_weighted_scores_and_passes_gradients_to_pixels_only():
+    brightness, model = RegionBrightness(image_size=32), tiny_model()
+    reward = WeightedReward([brightness, model], [0.5, 2.0])
+    pixels = torch.rand(2, 3, 32, 32, requires_grad=True)
+    prompts = ["a cat", "a dog"]
+    scores = reward.score_tensor(pixels, prompts)
+    expected = 0.5 * brightness.score_tensor(pixels, prompts) + 2.0 * model.score_tensor(pixels, prompts)
+    torch.testing.assert_close(scores, expected)
+    scores.sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+    assert all(parameter.grad is None and not parameter.requires_grad for parameter in model.parameters())
+    assert not model.training
+
+
+def test_weighted_reward_needs_one_weight_per_scorer():
+    with pytest.raises(ValueError, match="one weight per scorer"):
+        WeightedReward([RegionBrightness()], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("ImageReward-v1.0", ("ImageReward-v1.0", 1.0)),
+    ("brightness:0.25", ("brightness", 0.25)),
+    ("C:/models/reward", ("C:/models/reward", 1.0)),
+    ("/tmp/run:3/model:-2", ("/tmp/run:3/model", -2.0)),
+])
+def test_reward_specs_split_name_and_weight(spec, expected):
+    assert parse_reward_spec(spec) == expected
+
+
+def test_load_reward_builds_a_weighted_sum_from_names_and_paths(tmp_path):
+    tiny_model().save_pretrained(tmp_path / "reward")
+    single = load_reward(["brightness"])
+    assert isinstance(single, RegionBrightness)
+    combined = load_reward(["brightness:3", str(tmp_path / "reward")], device="cpu")
+    assert isinstance(combined, WeightedReward) and combined.weights == [3.0, 1.0]
+    pixels = torch.rand(1, 3, 32, 32)
+    expected = 3 * single.score_tensor(pixels, "x") + tiny_model().score_tensor(pixels, "x")
+    torch.testing.assert_close(combined.score_tensor(pixels, "x"), expected, rtol=1e-5, atol=1e-5)
