@@ -1,26 +1,32 @@
-"""imreward: learn and evaluate human preferences for text-to-image generation (ImageReward)."""
+"""imreward: learn and evaluate human preferences for text-to-image generation (ImageReward).
 
-from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
-from imreward.hub import (
-    CheckpointError,
-    ModelDownloadError,
-    ModelSpec,
-    available_models,
-    available_scores,
-    list_models,
-    load,
-    load_score,
-    register,
-    register_scorer,
-)
-from imreward.image_io import ImageLoadError, load_image
-from imreward.models.image_reward import ImageReward
-from imreward.scoring import RewardScorer, Scorer
+Public names are imported on first use, so ``import imreward.annotate`` or ``imreward --help``
+do not pay for torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from imreward._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError", "HeadConfig", "ImageLoadError", "ImageReward", "ImageRewardConfig", "ModelDownloadError",
-    "ModelSpec", "RewardScorer", "Scorer", "TextConfig", "VisionConfig", "available_models", "available_scores",
-    "list_models", "load", "load_image", "load_score", "register", "register_scorer",
-]
+_EXPORTS = {
+    "imreward.config": ["HeadConfig", "ImageRewardConfig", "TextConfig", "VisionConfig"],
+    "imreward.hub": ["CheckpointError", "ModelDownloadError", "ModelSpec", "available_models", "available_scores",
+                     "list_models", "load", "load_score", "register", "register_scorer"],
+    "imreward.image_io": ["ImageLoadError", "load_image"],
+    "imreward.models.image_reward": ["ImageReward"],
+    "imreward.scoring": ["RewardScorer", "Scorer"],
+}
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
+    from imreward.hub import (CheckpointError, ModelDownloadError, ModelSpec, available_models, available_scores,
+                              list_models, load, load_score, register, register_scorer)
+    from imreward.image_io import ImageLoadError, load_image
+    from imreward.models.image_reward import ImageReward
+    from imreward.scoring import RewardScorer, Scorer
+

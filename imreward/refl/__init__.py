@@ -10,11 +10,12 @@
 Needs the ``refl`` extra (diffusers, accelerate, peft); imported lazily by the trainer.
 """
 
-from imreward.refl.components import build_random_pipeline, load_pipeline
-from imreward.refl.config import ReFLConfig
-from imreward.refl.data import CaptionedImages, load_prompts
-from imreward.refl.rewards import RegionBrightness, WeightedReward, load_reward
-from imreward.refl.trainer import ReFLTrainer
+from imreward._lazy import lazy_exports
 
-__all__ = ["CaptionedImages", "ReFLConfig", "ReFLTrainer", "RegionBrightness", "WeightedReward",
-           "build_random_pipeline", "load_pipeline", "load_prompts", "load_reward"]
+__all__, __getattr__ = lazy_exports(__name__, {
+    "imreward.refl.components": ["build_random_pipeline", "load_pipeline"],
+    "imreward.refl.config": ["ReFLConfig"],
+    "imreward.refl.data": ["CaptionedImages", "load_prompts"],
+    "imreward.refl.rewards": ["RegionBrightness", "WeightedReward", "load_reward"],
+    "imreward.refl.trainer": ["ReFLTrainer"],
+})
