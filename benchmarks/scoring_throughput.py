@@ -72,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--dtypes", nargs="+", default=["float32"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], help="the first one is the reference for "
+                        "the precision comparison (put float32 first)")
     parser.add_argument("--images", type=int, default=16, help="image files for the end-to-end runs")
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum timing per configuration")
     parser.add_argument("--original-python", help="python of an environment with the original image-reward")
@@ -100,12 +101,22 @@ def main() -> None:
         print(f"load: published .pt {results['load_published_pt_s']:.2f} s, "
               f"saved folder {results['load_saved_folder_s']:.2f} s", flush=True)
 
-        paths = write_images(tmp, max(args.images, args.original_images))
+        paths = write_images(tmp, max(args.images, args.original_images, 16))
         pixels = torch.stack([model.preprocess(p) for p in paths[:16]])
         text = model.encode_prompts([PROMPT])
         results["pre_decoded"] = []
+        results["precision_vs_float32"] = {}
+        reference = None
         for dtype in args.dtypes:
             model = imreward.load(tmp / "saved", device=device, dtype=dtype)
+            scores = torch.tensor(model.score_batch(PROMPT, paths[:16], batch_size=16))
+            if reference is None:
+                reference = scores
+            else:
+                results["precision_vs_float32"][dtype] = {"max_abs": float((scores - reference).abs().max()),
+                                                          "mean_abs": float((scores - reference).abs().mean()),
+                                                          "score_std": float(reference.std())}
+                print(f"{dtype} vs {args.dtypes[0]} on 16 images: {results['precision_vs_float32'][dtype]}", flush=True)
             for batch_size in args.batch_sizes:
                 rate = time_forward(model, pixels, text, batch_size, args.seconds)
                 results["pre_decoded"].append({"dtype": dtype, "batch_size": batch_size, "images_per_s": rate})
