@@ -5,8 +5,9 @@
         rewards = client.score("a cat on a sofa", [png_bytes, "sample.jpg", pil_image])
 
 Requests travel as msgpack (raw image bytes, no base64, no pickle). Connection failures, timeouts
-and 429/502/503/504 answers are retried with exponential backoff (scoring is idempotent); other
-4xx answers raise ``RewardServerError`` at once with the server's message.
+and 429/502/503/504 answers are retried with exponential backoff, or after the server's
+``Retry-After`` (scoring is idempotent); other 4xx answers raise ``RewardServerError`` at once
+with the server's message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import msgpack
 
 MSGPACK = "application/msgpack"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
 
 
 class RewardServerError(RuntimeError):
@@ -77,9 +79,15 @@ def _content(response: httpx.Response) -> dict:
 
 
 def _retry_delay(attempt: int, retries: int, backoff: float, response: httpx.Response | None) -> float | None:
-    """Seconds to wait before trying again, or None to stop (``response`` None: a transport error)."""
+    """Seconds to wait before trying again, or None to stop (``response`` None: a transport error).
+
+    The server's ``Retry-After`` (in seconds, at most ``MAX_RETRY_AFTER``) wins over the backoff.
+    """
     if attempt >= retries or (response is not None and response.status_code not in RETRY_STATUSES):
         return None
+    retry_after = response.headers.get("retry-after", "") if response is not None else ""
+    if retry_after.strip().isdigit():
+        return min(float(retry_after), MAX_RETRY_AFTER)
     return backoff * 2**attempt * (1.0 + 0.25 * random.random())
 
 

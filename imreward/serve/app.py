@@ -42,6 +42,7 @@ class ScoringService:
         self.batchers = {name: DynamicBatcher(model, name, settings.max_batch_size, settings.max_wait_ms, metrics)
                          for name, model in models.items()}
         self.decode_pool: ThreadPoolExecutor | None = None
+        self.images_in_flight = 0
 
     def start(self) -> None:
         self.decode_pool = ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="decode")
@@ -63,9 +64,26 @@ class ScoringService:
         """Scores in request order (None for failed items) and the errors ``[{"index", "message"}]``.
 
         Raises:
-            RequestError: unknown model (404), or no image could be scored (422, naming each item).
+            RequestError: unknown model (404), no image could be scored (422, naming each item), or
+                ``max_queued_images`` would be exceeded (503 with ``Retry-After``).
         """
         name = self.model_name(request.model)
+        self._admit(len(request.images))
+        try:
+            return await self._score_admitted(name, request)
+        finally:
+            self.images_in_flight -= len(request.images)
+
+    def _admit(self, count: int) -> None:
+        """Count ``count`` images in flight, or refuse them when the server is full; a request alone
+        in the server is always admitted, so one larger than the limit cannot be refused forever."""
+        limit = self.settings.max_queued_images
+        if limit is not None and self.images_in_flight and self.images_in_flight + count > limit:
+            raise RequestError(503, f"server busy: {self.images_in_flight} images in flight, the limit is {limit}; "
+                                    "retry later", "overloaded", {"Retry-After": str(self.settings.retry_after_s)})
+        self.images_in_flight += count
+
+    async def _score_admitted(self, name: str, request: ScoreRequest) -> tuple[list[float | None], list[dict]]:
         model, loop = self.models[name], asyncio.get_running_loop()
         prepared = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, _prepare_image, model, field)
                                           for field in request.images))
@@ -124,7 +142,7 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
     @app.exception_handler(RequestError)
     async def refuse(request: Request, error: RequestError) -> JSONResponse:
         metrics.errors.labels(error.reason).inc()
-        return JSONResponse({"detail": error.message}, status_code=error.status)
+        return JSONResponse({"detail": error.message}, status_code=error.status, headers=error.headers)
 
     @app.get("/health")
     async def health() -> dict:

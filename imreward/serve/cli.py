@@ -33,6 +33,12 @@ def register(subparsers) -> None:
                        help="images per request (default: %(default)s)")
     serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels, help="pixels per image")
     serve.add_argument("--decode-workers", type=int, default=defaults.decode_workers)
+    serve.add_argument("--threads", type=int, default=None,
+                       help="torch threads of the model forward (default: torch's default, one per core)")
+    serve.add_argument("--max-queued-images", type=int, default=None,
+                       help="images in flight over all requests; more get 503 with Retry-After (default: no limit)")
+    serve.add_argument("--limit-concurrency", type=int, default=None,
+                       help="connections and requests uvicorn handles at once; more get 503 (default: no limit)")
     serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
@@ -73,10 +79,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from imreward.serve.app import create_app
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     models = {}
     for spec in args.model or [DEFAULT_MODEL]:
         name, source = parse_model_spec(spec)
@@ -85,12 +96,13 @@ def _serve(args: argparse.Namespace) -> int:
         models[name] = load_model_from_args(argparse.Namespace(**{**vars(args), "model": source})).eval()
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                              max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
-                             max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token)
+                             max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
+                             max_queued_images=args.max_queued_images)
     if not _is_loopback(args.host) and not args.token:
         print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
               f"(set --token or ${TOKEN_ENV})", file=sys.stderr)
     uvicorn.run(create_app(models, settings), host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=args.graceful_timeout)
+                timeout_graceful_shutdown=args.graceful_timeout, limit_concurrency=args.limit_concurrency)
     return 0
 
 

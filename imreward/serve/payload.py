@@ -27,11 +27,12 @@ MAX_PROMPT_CHARS = 10_000
 
 
 class RequestError(Exception):
-    """A request the server refuses; ``status`` is the 4xx code, ``reason`` a metrics label."""
+    """A request the server refuses; ``status`` is the 4xx (or 503) code, ``reason`` a metrics label,
+    ``headers`` extra response headers (such as ``Retry-After``)."""
 
-    def __init__(self, status: int, message: str, reason: str) -> None:
+    def __init__(self, status: int, message: str, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
+        self.status, self.message, self.reason, self.headers = status, message, reason, headers
 
 
 @dataclass

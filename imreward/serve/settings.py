@@ -20,6 +20,9 @@ class ServeSettings:
         max_pixels: images with more pixels (width x height, read from the header) fail their item.
         decode_workers: threads decoding and preprocessing images off the event loop.
         token: if set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
+        max_queued_images: images accepted and not yet answered, over all requests; a request that
+            would exceed it gets 503 with ``Retry-After`` (None: no limit).
+        retry_after_s: the ``Retry-After`` seconds of that 503.
     """
 
     max_batch_size: int = 32
@@ -29,10 +32,16 @@ class ServeSettings:
     max_pixels: int = 4096 * 4096
     decode_workers: int = min(8, os.cpu_count() or 1)
     token: str | None = None
+    max_queued_images: int | None = None
+    retry_after_s: int = 1
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_body_bytes", "max_images_per_request", "max_pixels", "decode_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_queued_images is not None and self.max_queued_images < 1:
+            raise ValueError("max_queued_images must be at least 1 (or None for no limit)")
+        if self.retry_after_s < 0:
+            raise ValueError("retry_after_s must not be negative")
         if self.max_wait_ms < 0:
             raise ValueError("max_wait_ms must not be negative")

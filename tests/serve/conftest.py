@@ -1,4 +1,4 @@
-"""Fixtures: tiny saved models and the real server on a loopback port."""
+"""Fixtures: tiny saved models and two real servers on loopback ports, started side by side."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imreward.testing import tiny_model
-from serve.serve_helpers import GRACEFUL_EXIT, ServerProcess
+from serve.serve_helpers import GRACEFUL_EXIT, MAX_QUEUED_IMAGES, TOKEN, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +22,34 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def server(model_dirs) -> ServerProcess:
-    """Two models, small limits: 8 images per request, 1 MiB bodies, 1 Mpixel images."""
-    running = ServerProcess(["--model", f"tiny={model_dirs['tiny']}", "--model", f"other={model_dirs['other']}",
-                             "--max-images", "8", "--max-body-mb", "1", "--max-pixels", "1000000",
-                             "--max-wait-ms", "10", "--decode-workers", "2"])
-    yield running
-    assert running.stop() in GRACEFUL_EXIT
+def servers(model_dirs) -> dict[str, ServerProcess]:
+    """Both servers of the tests, their start-ups (mostly imports) overlapping.
+
+    ``main``: two models, small limits: 8 images per request, 1 MiB bodies, 1 Mpixel images.
+    ``slow_batching``: batches wait 1.5 s to fill up, a token is required, at most
+    ``MAX_QUEUED_IMAGES`` images in flight.
+    """
+    started = {
+        "main": ServerProcess(["--model", f"tiny={model_dirs['tiny']}", "--model", f"other={model_dirs['other']}",
+                               "--max-images", "8", "--max-body-mb", "1", "--max-pixels", "1000000",
+                               "--max-wait-ms", "10", "--decode-workers", "2"], wait=False),
+        "slow_batching": ServerProcess(["--model", str(model_dirs["tiny"]), "--max-wait-ms", "1500",
+                                        "--token", TOKEN, "--max-queued-images", str(MAX_QUEUED_IMAGES)], wait=False),
+    }
+    try:
+        for running in started.values():
+            running.wait_until_ready()
+        yield started
+    finally:
+        exit_statuses = {name: running.stop() for name, running in started.items()}
+    assert exit_statuses["main"] in GRACEFUL_EXIT
+
+
+@pytest.fixture(scope="session")
+def server(servers) -> ServerProcess:
+    return servers["main"]
+
+
+@pytest.fixture(scope="session")
+def slow_batching_server(servers) -> ServerProcess:
+    return servers["slow_batching"]

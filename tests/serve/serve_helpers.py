@@ -16,6 +16,8 @@ from PIL import Image
 
 SERVER_START_TIMEOUT = 90.0
 GRACEFUL_EXIT = (0, -signal.SIGTERM)
+TOKEN = "s3cret"  # of the slow-batching test server
+MAX_QUEUED_IMAGES = 6  # of the slow-batching test server
 
 
 def encoded_image(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG") -> bytes:
@@ -26,6 +28,16 @@ def encoded_image(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG")
     return buffer.getvalue()
 
 
+def metric_sums(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Each named metric in Prometheus text, summed over its labels (0.0 where absent)."""
+    values = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in values:
+            values[name] += float(line.rsplit(" ", 1)[1])
+    return values
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -33,15 +45,22 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``imreward serve`` in a subprocess on a loopback port."""
+    """``imreward serve`` in a subprocess on a loopback port, with ``threads`` torch threads.
 
-    def __init__(self, arguments: list[str]) -> None:
+    ``wait=False`` returns at once, so several servers start side by side; call ``wait_until_ready``.
+    """
+
+    def __init__(self, arguments: list[str], threads: int = 1, wait: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "imreward.cli", "serve", "--device", "cpu", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--log-level", "warning", *arguments]
+                   "--port", str(self.port), "--log-level", "warning", "--threads", str(threads), *arguments]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                        env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        if wait:
+            self.wait_until_ready()
+
+    def wait_until_ready(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -91,6 +91,14 @@ def test_backoff_doubles_within_jitter():
     assert _retry_delay(0, 3, 1.0, httpx.Response(400)) is None
 
 
+def test_retry_after_of_a_busy_server_wins_over_the_backoff():
+    assert _retry_delay(0, 3, 0.001, httpx.Response(503, headers={"retry-after": "7"})) == 7.0
+    assert _retry_delay(0, 3, 0.001, httpx.Response(429, headers={"retry-after": "3600"})) == 60.0
+    assert _retry_delay(0, 3, 1.0, httpx.Response(503, headers={"retry-after": "soon"})) == pytest.approx(1.125,
+                                                                                                         abs=0.125)
+    assert _retry_delay(3, 3, 0.001, httpx.Response(503, headers={"retry-after": "7"})) is None
+
+
 def test_unsupported_image_type_is_refused_before_sending():
     client = RewardClient("http://server", transport=httpx.MockTransport(lambda request: httpx.Response(500)))
     with pytest.raises(TypeError, match="not int"):

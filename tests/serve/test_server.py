@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import imreward
-from serve.serve_helpers import GRACEFUL_EXIT, ServerProcess, encoded_image
+from serve.serve_helpers import GRACEFUL_EXIT, MAX_QUEUED_IMAGES, TOKEN, ServerProcess, encoded_image, metric_sums
 
 PROMPTS = ["a red bicycle", "a cat sleeping on a sofa", "a red bicycle"]
 
@@ -130,12 +130,7 @@ def test_models_health_and_metrics(server, images):
     assert server.alive()
 
 
-@pytest.fixture(scope="module")
-def slow_batching_server(model_dirs) -> ServerProcess:
-    """Batches wait 1.5 s to fill up; a token is required."""
-    running = ServerProcess(["--model", str(model_dirs["tiny"]), "--max-wait-ms", "1500", "--token", "s3cret"])
-    yield running
-    running.stop()
+AUTHORIZED = {"authorization": f"Bearer {TOKEN}"}
 
 
 def test_token_is_required_but_health_is_open(slow_batching_server, images):
@@ -146,40 +141,46 @@ def test_token_is_required_but_health_is_open(slow_batching_server, images):
     assert wrong.status_code == 401
     assert httpx.get(f"{url}/v1/models").status_code == 401
     assert httpx.get(f"{url}/health").status_code == 200
-    right = httpx.post(f"{url}/v1/score", json=body, headers={"authorization": "Bearer s3cret"}, timeout=30)
+    right = httpx.post(f"{url}/v1/score", json=body, headers=AUTHORIZED, timeout=30)
     assert right.status_code == 200 and right.json()["scores"][0] is not None
 
 
+async def send_together(server: ServerProcess, bodies: list[dict]) -> tuple[dict, list[httpx.Response], dict]:
+    """Server metrics before, the responses to ``bodies`` sent at once, and the metrics after."""
+    names = ("imreward_batch_size_count", "imreward_batch_size_sum", "imreward_errors_total")
+    async with httpx.AsyncClient(base_url=server.url, headers=AUTHORIZED, timeout=30) as client:
+        before = metric_sums((await client.get("/metrics")).text, names)
+        responses = await asyncio.gather(*(client.post("/v1/score", json=body) for body in bodies))
+        return before, responses, metric_sums((await client.get("/metrics")).text, names)
+
+
 def test_concurrent_requests_share_batches(slow_batching_server, images):
-    async def send_together() -> tuple:
-        headers = {"authorization": "Bearer s3cret"}
-        async with httpx.AsyncClient(base_url=slow_batching_server.url, headers=headers, timeout=30) as client:
-            before = _batches_and_images(await client.get("/metrics"))
-            responses = await asyncio.gather(*(client.post("/v1/score", json={"prompts": ["a"], "images": as_base64(
-                [image])}) for image in images * 2))
-            return before, responses, _batches_and_images(await client.get("/metrics"))
-
-    before, responses, after = asyncio.run(send_together())
+    bodies = [{"prompts": ["a"], "images": as_base64([image])} for image in images * 2]
+    before, responses, after = asyncio.run(send_together(slow_batching_server, bodies))
     assert all(response.status_code == 200 for response in responses)
-    assert after[1] - before[1] == 6  # six images went through the model...
-    assert after[0] - before[0] < 6   # ...in fewer forwards than requests
+    assert after["imreward_batch_size_sum"] - before["imreward_batch_size_sum"] == 6  # six images were scored...
+    assert after["imreward_batch_size_count"] - before["imreward_batch_size_count"] < 6  # ...in fewer forwards
 
 
-def _batches_and_images(response: httpx.Response) -> tuple[float, float]:
-    values = {}
-    for line in response.text.splitlines():
-        for metric in ("imreward_batch_size_count", "imreward_batch_size_sum"):
-            if line.startswith(metric):
-                values[metric] = float(line.rsplit(" ", 1)[1])
-    return values.get("imreward_batch_size_count", 0.0), values.get("imreward_batch_size_sum", 0.0)
+def test_images_in_flight_over_the_limit_get_503_with_retry_after(slow_batching_server, images):
+    bodies = [{"prompts": ["a"], "images": as_base64(images[:1])}] * (MAX_QUEUED_IMAGES + 2)
+    before, responses, after = asyncio.run(send_together(slow_batching_server, bodies))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * MAX_QUEUED_IMAGES + [503, 503]  # all arrive within the 1.5 s batching window
+    refused = [response for response in responses if response.status_code == 503]
+    assert all(response.headers["retry-after"] == "1" for response in refused)
+    assert "server busy" in refused[0].json()["detail"]
+    assert after["imreward_errors_total"] - before["imreward_errors_total"] == 2
+    alone = httpx.post(f"{slow_batching_server.url}/v1/score", headers=AUTHORIZED, timeout=30,
+                       json={"prompts": ["a"], "images": as_base64(images[:1]) * (MAX_QUEUED_IMAGES + 1)})
+    assert alone.status_code == 200  # the count went back to 0, and a request alone passes even over the limit
 
 
 def test_graceful_shutdown_finishes_requests_in_flight(slow_batching_server, images):
     result = {}
 
     def request() -> None:
-        result["response"] = httpx.post(f"{slow_batching_server.url}/v1/score", timeout=30,
-                                        headers={"authorization": "Bearer s3cret"},
+        result["response"] = httpx.post(f"{slow_batching_server.url}/v1/score", timeout=30, headers=AUTHORIZED,
                                         json={"prompts": ["a"], "images": as_base64(images[:1])})
 
     thread = threading.Thread(target=request)

@@ -1,0 +1,60 @@
+"""``imreward serve`` options reach torch, the app and uvicorn (uvicorn.run replaced: no server starts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import uvicorn
+
+from imreward.cli import main as cli_main
+from imreward.serve.cli import parse_model_spec
+
+
+@pytest.fixture
+def captured_run(monkeypatch) -> dict:
+    """What ``uvicorn.run`` was called with, and torch's thread count at that moment."""
+    captured = {}
+
+    def fake_run(app, **options) -> None:
+        captured.update(app=app, options=options, threads=torch.get_num_threads())
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    yield captured
+    torch.set_num_threads(threads)
+
+
+def test_threads_limits_and_models_are_passed_on(captured_run, model_dirs):
+    wanted_threads = 1 if torch.get_num_threads() > 1 else 2
+    assert cli_main(["serve", "--model", f"first={model_dirs['tiny']}", "--model", str(model_dirs["other"]),
+                     "--device", "cpu", "--threads", str(wanted_threads), "--limit-concurrency", "5",
+                     "--max-queued-images", "3", "--port", "8123"]) == 0
+    assert captured_run["threads"] == wanted_threads
+    assert captured_run["options"]["limit_concurrency"] == 5
+    assert captured_run["options"]["port"] == 8123 and captured_run["options"]["host"] == "127.0.0.1"
+    service = captured_run["app"].state.service
+    assert service.settings.max_queued_images == 3
+    assert list(service.models) == ["first", model_dirs["other"].name]
+
+
+def test_defaults_leave_threads_and_limits_alone(captured_run, model_dirs):
+    threads = torch.get_num_threads()
+    assert cli_main(["serve", "--model", str(model_dirs["tiny"]), "--device", "cpu"]) == 0
+    assert captured_run["threads"] == threads
+    assert captured_run["options"]["limit_concurrency"] is None
+    assert captured_run["app"].state.service.settings.max_queued_images is None
+
+
+def test_bad_thread_count_and_duplicate_names_are_refused(captured_run, model_dirs):
+    with pytest.raises(SystemExit, match="--threads must be at least 1"):
+        cli_main(["serve", "--model", str(model_dirs["tiny"]), "--threads", "0"])
+    with pytest.raises(SystemExit, match="two models are named 'x'"):
+        cli_main(["serve", "--model", f"x={model_dirs['tiny']}", "--model", f"x={model_dirs['other']}",
+                  "--device", "cpu"])
+    assert captured_run == {}
+
+
+def test_model_spec_names():
+    assert parse_model_spec("fast=/models/a") == ("fast", "/models/a")
+    assert parse_model_spec("/models/b/") == ("b", "/models/b/")
+    assert parse_model_spec("ImageReward-v1.0") == ("ImageReward-v1.0", "ImageReward-v1.0")
