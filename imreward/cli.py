@@ -14,7 +14,6 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
 APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.cli", "imreward.refl.cli",

@@ -9,7 +9,6 @@ files), so weights never meet the wrong architecture. The published ``ImageRewar
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass

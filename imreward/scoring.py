@@ -12,6 +12,7 @@ a PIL image into a normalised pixel tensor (``pil_preprocess``) and how to score
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
@@ -104,7 +105,9 @@ class RewardScorer(nn.Module):
             progress: show a progress bar.
             on_error: if given, an image that fails to load gets the score ``None`` and
                 ``on_error(index, error)`` is called; otherwise the error is raised.
-            num_workers: threads decoding and preprocessing images ahead of the model.
+            num_workers: threads decoding and preprocessing images ahead of the model (default:
+                none on the CPU, where they would compete with the model for the cores; up to 8
+                on an accelerator).
         Returns:
             One float (or ``None``) per pair, in input order.
         """
@@ -151,8 +154,6 @@ class RewardScorer(nn.Module):
         text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
         return self(pixel_values.to(self.compute_dtype), **text)
 
-    # ---- internals ------------------------------------------------------------------------
-
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without
         gradients; moves the inputs to the model's device and dtype."""
@@ -160,6 +161,8 @@ class RewardScorer(nn.Module):
             pixel_values = pixel_values.to(self.device, self.compute_dtype, non_blocking=True)
             text = {key: value.to(self.device, non_blocking=True) for key, value in text.items()}
             return self(pixel_values, **text).float().cpu()
+
+    # ---- internals ------------------------------------------------------------------------
 
     def _load_or_error(self, image: ImageInput) -> torch.Tensor | Exception:
         try:
@@ -171,10 +174,19 @@ class RewardScorer(nn.Module):
 
     def _prefetched_batches(self, images: list[ImageInput], batch_size: int,
                             num_workers: int | None) -> Iterator[tuple[int, list[torch.Tensor | Exception]]]:
-        """Yield (start, preprocessed images) while the next batch is decoded in threads
-        (Pillow releases the GIL while decoding and resizing)."""
-        workers = num_workers or min(8, max(1, torch.get_num_threads()))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        """Yield (start, preprocessed images) per batch.
+
+        On an accelerator the next batch is decoded in threads while the current one runs (Pillow
+        releases the GIL while decoding and resizing). On the CPU the default is to decode in this
+        thread: decoding threads would compete with the model's own threads for the same cores.
+        """
+        if num_workers is None:
+            num_workers = 0 if self.device.type == "cpu" else min(8, os.cpu_count() or 1)
+        if num_workers == 0:
+            for start in range(0, len(images), batch_size):
+                yield start, [self._load_or_error(image) for image in images[start: start + batch_size]]
+            return
+        with ThreadPoolExecutor(max_workers=num_workers) as pool:
             def submit(start: int) -> list[Future]:
                 return [pool.submit(self._load_or_error, image) for image in images[start: start + batch_size]]
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from imreward._seeded_weights import seeded_state_dict, seeded_tensor
 from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
+
+if TYPE_CHECKING:
+    from imreward.models.image_reward import ImageReward
 
 __all__ = ["model_shapes", "seeded_state_dict", "seeded_tensor", "tiny_config", "tiny_model"]
 

@@ -143,7 +143,7 @@ class ReFLTrainer:
         """
         if loss_name not in LOSS_NAMES:
             raise ValueError(f"unknown loss {loss_name!r}; expected one of {LOSS_NAMES}")
-        config, device = self.config, self.accelerator.device
+        config = self.config
         generator = step_generator(config.seed, self.step, micro_batch, self.accelerator.process_index,
                                    LOSS_NAMES.index(loss_name))
         with self.accelerator.autocast():

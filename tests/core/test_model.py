@@ -182,3 +182,9 @@ def test_config_round_trips_through_json_and_med_config(tmp_path):
     assert imreward.TextConfig.from_med_config(med, encoder_width=config.text.encoder_width) == config.text
     with pytest.raises(ValueError, match="hidden_act"):
         imreward.TextConfig.from_med_config(dict(med, hidden_act="relu"), encoder_width=32)
+
+
+def test_threaded_decoding_gives_the_same_scores(model):
+    images = [make_image(40 + i, 50, seed=i) for i in range(7)]
+    in_thread = model.score_batch("a cat", images, batch_size=3, num_workers=0)
+    assert model.score_batch("a cat", images, batch_size=3, num_workers=2) == in_thread
