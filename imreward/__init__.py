@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "imreward.config": ["HeadConfig", "ImageRewardConfig", "TextConfig", "VisionConfig"],
-    "imreward.hub": ["CheckpointError", "ModelDownloadError", "ModelSpec", "available_models", "available_scores",
+    "imreward.errors": ["CheckpointError", "ImageLoadError", "ModelDownloadError"],
+    "imreward.hub": ["ModelSpec", "available_models", "available_scores",
                      "list_models", "load", "load_score", "register", "register_scorer"],
-    "imreward.image_io": ["ImageLoadError", "load_image"],
+    "imreward.image_io": ["load_image"],
     "imreward.models.image_reward": ["ImageReward"],
     "imreward.scoring": ["RewardScorer", "Scorer"],
 }
@@ -24,9 +25,10 @@ __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
-    from imreward.hub import (CheckpointError, ModelDownloadError, ModelSpec, available_models, available_scores,
-                              list_models, load, load_score, register, register_scorer)
-    from imreward.image_io import ImageLoadError, load_image
+    from imreward.errors import CheckpointError, ImageLoadError, ModelDownloadError
+    from imreward.hub import (ModelSpec, available_models, available_scores, list_models, load, load_score, register,
+                              register_scorer)
+    from imreward.image_io import load_image
     from imreward.models.image_reward import ImageReward
     from imreward.scoring import RewardScorer, Scorer
 

@@ -146,7 +146,13 @@ def _models_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    from imreward.errors import CheckpointError, ModelDownloadError
+
+    try:
+        return args.handler(args)
+    except (ModelDownloadError, CheckpointError, FileNotFoundError) as error:  # user errors: no traceback
+        print(f"imreward: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,19 +21,12 @@ from huggingface_hub import hf_hub_download
 from safetensors.torch import load_file
 
 from imreward.config import ImageRewardConfig
+from imreward.errors import CheckpointError, ModelDownloadError
 from imreward.models.image_reward import CONFIG_FILE, WEIGHTS_FILE, ImageReward
 from imreward.tokenizer import TOKENIZER_FILE, VOCAB_FILE, PromptTokenizer, packaged_vocab_file
 
 # A buffer older transformers saved with BLIP's text encoder; it holds arange(512) and is not a weight.
 POSITION_IDS_KEY = "blip.text_encoder.embeddings.position_ids"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not match the model: missing, unexpected or misshapen tensors."""
-
-
-class ModelDownloadError(RuntimeError):
-    """Model files could not be fetched from the hub or found in its cache."""
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from imreward.errors import ImageLoadError
+
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
 
 # Pillow's own decompression-bomb threshold (about 89 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
-
-
-class ImageLoadError(ValueError):
-    """An image could not be read: missing, empty, corrupt, or too large to decode safely."""
 
 
 def describe(source: object) -> str:

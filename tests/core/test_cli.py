@@ -48,3 +48,8 @@ def test_jsonl_input_with_a_bad_image_scores_the_rest_and_fails(saved_model, ima
 def test_missing_inputs_are_a_usage_error(saved_model):
     with pytest.raises(SystemExit, match="give --prompt and images"):
         main(["score", "--model", str(saved_model)])
+
+
+def test_a_missing_model_is_reported_without_a_traceback(tmp_path, capsys, image_files):
+    assert main(["score", "--model", str(tmp_path / "nowhere.pt"), "--prompt", "x", str(image_files[0])]) == 2
+    assert "imreward: error:" in capsys.readouterr().err

@@ -1,0 +1,13 @@
+"""Errors users act on; kept free of heavy imports so the CLI can catch them cheaply."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model: missing, unexpected or misshapen tensors."""
+
+
+class ModelDownloadError(RuntimeError):
+    """Model files could not be fetched from the hub or found in its cache."""
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read: missing, empty, corrupt, or too large to decode safely."""
