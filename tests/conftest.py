@@ -1,8 +1,18 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from imreward.testing import tiny_model
+
+
+@pytest.fixture
+def single_cpu_thread():
+    """One intra-op thread: tiny models run faster, and a loaded machine is not oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def single_cpu_thread():
-    """Tiny convolutions run many times faster on one thread than on contended cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(single_cpu_thread):
+    """Every test here runs on one intra-op thread (see tests/conftest.py)."""
 
 
 @pytest.fixture

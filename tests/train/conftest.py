@@ -53,11 +53,5 @@ def tiny_run(data: Path, output: Path, model_config: Path, **overrides) -> Train
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: tiny models run faster, and a loaded machine does not oversubscribe."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(single_cpu_thread):
+    """Every test here runs on one intra-op thread (see tests/conftest.py)."""
