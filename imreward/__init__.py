@@ -16,7 +16,8 @@ _EXPORTS = {
     "imreward.config": ["HeadConfig", "ImageRewardConfig", "TextConfig", "VisionConfig"],
     "imreward.errors": ["CheckpointError", "ImageLoadError", "ModelDownloadError"],
     "imreward.hub": ["ModelSpec", "available_models", "available_scores",
-                     "list_models", "load", "load_score", "register", "register_scorer"],
+                     "list_models", "load", "load_score", "register", "register_scorer", "ScorerInfo",
+                     "scorer_info"],
     "imreward.image_io": ["load_image"],
     "imreward.models.image_reward": ["ImageReward"],
     "imreward.scoring": ["RewardScorer", "Scorer"],
@@ -26,8 +27,8 @@ __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
     from imreward.errors import CheckpointError, ImageLoadError, ModelDownloadError
-    from imreward.hub import (ModelSpec, available_models, available_scores, list_models, load, load_score, register,
-                              register_scorer)
+    from imreward.hub import (ModelSpec, ScorerInfo, available_models, available_scores, list_models, load, load_score,
+                              register, register_scorer, scorer_info)
     from imreward.image_io import load_image
     from imreward.models.image_reward import ImageReward
     from imreward.scoring import RewardScorer, Scorer

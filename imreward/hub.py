@@ -48,13 +48,38 @@ _MODELS: dict[str, ModelSpec | Path] = {
     ),
 }
 
-# Every scorer ``load_score`` knows: name -> "module:function" building it (imported on first use).
-# The baselines use the original package's names; their weights' locations are in models/baselines.py.
-_SCORERS: dict[str, str | Callable[..., Any]] = {
-    "ImageReward-v1.0": "imreward.hub:load",
-    "CLIP": "imreward.models.clip_score:load_clip_score",
-    "BLIP": "imreward.models.blip_score:load_blip_score",
-    "Aesthetic": "imreward.models.aesthetic_score:load_aesthetic_score",
+@dataclass(frozen=True)
+class ScorerInfo:
+    """A registered scorer: how to build it and what ``imreward models`` tells about it.
+
+    ``factory`` is ``"module:function"`` (imported on first use) or a callable
+    ``factory(name, device=..., download_root=..., **kwargs)`` returning a scorer.
+    """
+
+    factory: str | Callable[..., Any]
+    source: str = ""          # where the published weights live (hub repo and file, or URL)
+    licence: str = ""         # the weights' licence as published; imreward never redistributes weights
+    size: str = ""            # architecture and parameter count, e.g. "ViT-H/14, 986M"
+    trained_on: str = ""      # the preference or pre-training data behind the weights
+
+
+# Every scorer ``load_score`` knows. The baselines use the original package's names; their
+# weights' locations are in models/baselines.py.
+_SCORERS: dict[str, ScorerInfo] = {
+    "ImageReward-v1.0": ScorerInfo(
+        "imreward.hub:load", source="hf://THUDM/ImageReward/ImageReward.pt", licence="Apache-2.0",
+        size="BLIP ViT-L/16 + 12-layer BERT-base with cross-attention", trained_on="ImageRewardDB: 137k expert comparisons, 8,878 prompts"),
+    "CLIP": ScorerInfo(
+        "imreward.models.clip_score:load_clip_score", source="OpenAI CLIP ViT-L-14.pt", licence="MIT",
+        size="CLIP ViT-L/14, 428M", trained_on="OpenAI WIT-400M image-text pairs (no preference data)"),
+    "BLIP": ScorerInfo(
+        "imreward.models.blip_score:load_blip_score", source="Salesforce BLIP model_large.pth",
+        licence="BSD-3-Clause", size="BLIP ViT-L/16 + 12-layer BERT-base",
+        trained_on="129M image-text pairs (no preference data)"),
+    "Aesthetic": ScorerInfo(
+        "imreward.models.aesthetic_score:load_aesthetic_score",
+        source="LAION improved-aesthetic-predictor sac+logos+ava1-l14-linearMSE.pth", licence="Apache-2.0",
+        size="CLIP ViT-L/14 + 5-layer MLP", trained_on="SAC, LAION-Logos and AVA aesthetic ratings"),
 }
 
 
@@ -71,7 +96,7 @@ def register(name: str, source: ModelSpec | str | os.PathLike, overwrite: bool =
     if name in _MODELS and not overwrite:
         raise ValueError(f"a model named {name!r} is already registered (pass overwrite=True to replace it)")
     _MODELS[name] = source if isinstance(source, ModelSpec) else Path(source)
-    _SCORERS.setdefault(name, "imreward.hub:load")
+    _SCORERS.setdefault(name, ScorerInfo("imreward.hub:load", source=str(source)))
 
 
 def available_scores() -> list[str]:
@@ -79,11 +104,19 @@ def available_scores() -> list[str]:
     return list(_SCORERS)
 
 
-def register_scorer(name: str, factory: str | Callable[..., Any], overwrite: bool = False) -> None:
-    """Register a scorer factory (``factory(name, device=..., download_root=...)``) or "module:function"."""
+def register_scorer(name: str, factory: str | Callable[..., Any] | ScorerInfo, overwrite: bool = False) -> None:
+    """Register a scorer: a factory (``factory(name, device=..., download_root=...)``), a
+    "module:function" naming one, or a ``ScorerInfo`` with its source and licence."""
     if name in _SCORERS and not overwrite:
         raise ValueError(f"a scorer named {name!r} is already registered (pass overwrite=True to replace it)")
-    _SCORERS[name] = factory
+    _SCORERS[name] = factory if isinstance(factory, ScorerInfo) else ScorerInfo(factory)
+
+
+def scorer_info(name: str) -> ScorerInfo:
+    """The registry entry of a scorer (source, licence, size, training data)."""
+    if name not in _SCORERS:
+        raise KeyError(f"unknown scorer {name!r}; available: {', '.join(available_scores())}")
+    return _SCORERS[name]
 
 
 def load_score(name: str, device: str | torch.device | None = None, download_root: str | None = None,
@@ -91,7 +124,7 @@ def load_score(name: str, device: str | torch.device | None = None, download_roo
     """Load any registered scorer (ImageReward models and the baselines) by name."""
     if name not in _SCORERS:
         raise KeyError(f"unknown scorer {name!r}; available: {', '.join(available_scores())}")
-    factory = _SCORERS[name]
+    factory = _SCORERS[name].factory
     if isinstance(factory, str):
         module, function = factory.split(":")
         factory = getattr(importlib.import_module(module), function)
