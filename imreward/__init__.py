@@ -16,7 +16,7 @@ _EXPORTS = {
     "imreward.config": ["HeadConfig", "ImageRewardConfig", "TextConfig", "VisionConfig"],
     "imreward.errors": ["CheckpointError", "ImageLoadError", "ModelDownloadError"],
     "imreward.hub": ["ModelSpec", "available_models", "available_scores",
-                     "list_models", "load", "load_score", "register", "register_scorer", "ScorerInfo",
+                     "list_models", "load", "load_score", "load_scorer", "register", "register_scorer", "ScorerInfo",
                      "scorer_info"],
     "imreward.image_io": ["load_image"],
     "imreward.models.image_reward": ["ImageReward"],
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
     from imreward.errors import CheckpointError, ImageLoadError, ModelDownloadError
     from imreward.hub import (ModelSpec, ScorerInfo, available_models, available_scores, list_models, load, load_score,
-                              register, register_scorer, scorer_info)
+                              load_scorer, register, register_scorer, scorer_info)
     from imreward.image_io import load_image
     from imreward.models.image_reward import ImageReward
     from imreward.scoring import RewardScorer, Scorer

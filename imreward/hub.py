@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,39 @@ def load_score(name: str, device: str | torch.device | None = None, download_roo
         module, function = factory.split(":")
         factory = getattr(importlib.import_module(module), function)
     return factory(name, device=device, download_root=download_root, **kwargs)
+
+
+_FACTORY_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = None,
+                dtype: torch.dtype | str | None = None, download_root: str | os.PathLike | None = None,
+                **kwargs: Any):
+    """Any scorer a user can name, as every command resolves it.
+
+    ``spec`` is, in this order: a registered scorer (``available_scores()``); an existing checkpoint
+    file or folder, or a registered model, for ``load``; ``module:function`` naming a factory called
+    as ``factory(device=..., download_root=..., **kwargs)`` (plus ``dtype=`` when one is given) that
+    returns a scorer; or a hub repo id (``owner/name``) holding a ``save_pretrained`` folder.
+    """
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    text = os.fspath(spec)
+    if text in _SCORERS:
+        return load_score(text, device=device, download_root=download_root, **kwargs)
+    if Path(text).exists() or text in _MODELS:
+        return load(text, device=device, download_root=download_root, **kwargs)
+    if _FACTORY_SPEC.fullmatch(text):
+        module_name, function = text.split(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as error:
+            raise KeyError(f"scorer factory {text!r} could not be imported: {error}") from error
+        return factory(device=device, download_root=download_root, **kwargs)
+    if text.count("/") == 1 and not text.startswith((".", "/")):
+        return load(text, device=device, download_root=download_root, **kwargs)
+    raise KeyError(f"unknown scorer {text!r}: not a registered scorer ({', '.join(available_scores())}), "
+                   "an existing checkpoint file or folder, a module:function factory, nor a hub repo id")
 
 
 # ---- hub access ---------------------------------------------------------------------------
