@@ -3,11 +3,17 @@
 A folder holds ``metadata-{train,validation,test}.parquet`` (one row per image: ``image_path`` or
 ``image``, ``prompt_id``, ``prompt``, ``rank``, ratings...) and the images, either as files at
 ``image_path`` or inside ``images/{split}/{split}_{n}.zip``: the row ``images/train/train_7/x.webp``
-is the member ``x.webp`` of ``images/train/train_7.zip``.
+is the member ``x.webp`` of ``images/train/train_7.zip``. The same rows as a JSON list or JSON
+lines file are read too.
+
+Subsets: the dataset card offers the train split at 1K, 2K, 4K and 8K prompts (validation and
+test are the same for all). ``subset="1k"`` keeps the first 1,000 prompts of the train metadata
+in file order, and a hub download then fetches only the zips those prompts' images are in.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -15,12 +21,13 @@ from imreward.data.loading import DataStats, RawImage, build_records
 from imreward.data.records import ImageSource, PromptRecord
 
 SPLITS = ("train", "validation", "test")
+SUBSETS = {"1k": 1000, "2k": 2000, "4k": 4000, "8k": 8000}
 
 
 def metadata_file(path: str | Path, split: str) -> Path:
     """``path`` itself if it is a parquet file, else ``path/metadata-{split}.parquet``."""
     path = Path(path)
-    if path.suffix == ".parquet":
+    if path.suffix in (".parquet", ".json", ".jsonl"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such metadata file")
         return path
@@ -72,24 +79,68 @@ def _inline_image(value: object, name: str) -> tuple[ImageSource, int]:
     return ImageSource(name, data=data), len(data)
 
 
-def read_imagerewarddb(path: str | Path, split: str = "train") -> tuple[list[PromptRecord], DataStats]:
-    """Records of one split; images missing or zero-byte are counted in the stats and skipped."""
-    import pyarrow.parquet as pq
+def _json_rows(metadata: Path) -> list[dict]:
+    text = metadata.read_text(encoding="utf-8")
+    if metadata.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = json.loads(text)
+    if not isinstance(rows, list):
+        raise ValueError(f"{metadata}: expected a JSON list of rows")
+    return rows
 
-    metadata = metadata_file(path, split)
-    root = metadata.parent
-    columns = set(pq.read_schema(metadata).names)
+
+def read_metadata(metadata: Path, subset: str | None = None) -> tuple[dict[str, list], str]:
+    """The columns a reader needs ({name: values}) and which image column there is, keeping the
+    rows of the first ``SUBSETS[subset]`` prompts when a subset is given."""
+    if metadata.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        columns = set(pq.read_schema(metadata).names)
+    else:
+        rows = _json_rows(metadata)
+        columns = set().union(*(row.keys() for row in rows)) if rows else set()
     for required in ("prompt_id", "prompt", "rank"):
         if required not in columns:
             raise ValueError(f"{metadata} has no {required!r} column (columns: {', '.join(sorted(columns))})")
     image_column = "image_path" if "image_path" in columns else "image" if "image" in columns else None
     if image_column is None:
         raise ValueError(f"{metadata} has neither an 'image_path' nor an 'image' column")
-    table = pq.read_table(metadata, columns=["prompt_id", "prompt", "rank", image_column]).to_pydict()
+    names = ["prompt_id", "prompt", "rank", image_column]
+    if metadata.suffix == ".parquet":
+        table = pq.read_table(metadata, columns=names).to_pydict()
+    else:
+        try:
+            table = {name: [row[name] for row in rows] for name in names}
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{metadata}: every row needs {', '.join(names)} ({error!r})") from error
+    if subset is not None:
+        if subset not in SUBSETS:
+            raise ValueError(f"unknown ImageRewardDB subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+        keep = list(dict.fromkeys(str(value) for value in table["prompt_id"]))[:SUBSETS[subset]]
+        kept = set(keep)
+        rows = [i for i, value in enumerate(table["prompt_id"]) if str(value) in kept]
+        table = {name: [values[i] for i in rows] for name, values in table.items()}
+    return table, image_column
+
+
+def archives_for(image_paths: list[str]) -> list[str]:
+    """The repo paths of the zips holding these ``image_path`` rows, in order of first use."""
+    return list(dict.fromkeys(f"{PurePosixPath(path).parent}.zip" for path in image_paths))
+
+
+def read_imagerewarddb(path: str | Path, split: str = "train", policy: str = "train",
+                       image_root: str | Path | None = None,
+                       subset: str | None = None) -> tuple[list[PromptRecord], DataStats]:
+    """Records of one split (of ``subset``, for train) under ``policy`` (``imreward.data.loading``);
+    ``image_path`` rows are relative to ``image_root`` (default: the metadata's folder)."""
+    metadata = metadata_file(path, split)
+    root = Path(image_root) if image_root is not None else metadata.parent
+    table, image_column = read_metadata(metadata, subset if split == "train" else None)
     zips = ZipIndex(root)
     groups: dict[str, tuple[str, list[RawImage]]] = {}
     for row, (prompt_id, prompt, rank, image) in enumerate(
             zip(table["prompt_id"], table["prompt"], table["rank"], table[image_column])):
+        rank = _rank(rank, metadata, row)
         if image_column == "image":
             source, size = _inline_image(image, f"{metadata.name}[{row}]")
         elif (root / image).is_file():
@@ -97,5 +148,15 @@ def read_imagerewarddb(path: str | Path, split: str = "train") -> tuple[list[Pro
         else:
             found = zips.find(image)
             source, size = found if found else (ImageSource(str(root / image)), None)
-        groups.setdefault(str(prompt_id), (prompt, []))[1].append(RawImage(source, int(rank), size))
-    return build_records(groups)
+        groups.setdefault(str(prompt_id), (prompt, []))[1].append(RawImage(source, rank, size))
+    return build_records(groups, policy)
+
+
+def _rank(value: object, metadata: Path, row: int) -> int:
+    try:
+        rank = int(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{metadata} row {row}: rank must be an integer, got {value!r}") from error
+    if rank < 1:
+        raise ValueError(f"{metadata} row {row}: ranks must be integers >= 1 (1 = best), got {rank}")
+    return rank

@@ -1,13 +1,18 @@
-"""Preference records: one prompt, its images and their human ranks (1 = best), and the pairs they give.
+"""Preference records: one prompt, its images and their human ranks (lower = better, equal =
+tie), and the pairs they give.
 
-An image lives in a file, in a member of a zip archive (the published ImageRewardDB ships its
-images as ``images/{split}/{split}_{n}.zip``) or inline as bytes. ``ImageReader`` reads any of
-them, opening each zip lazily once per process so DataLoader workers never share a handle.
+An image lives in a file, in a member of an archive, or inline as bytes. Archives are read where
+they lie, never unpacked: a zip member (ImageRewardDB ships ``images/{split}/{split}_{n}.zip``),
+a cell of a parquet shard (Pick-a-Pic's ``jpg_0``/``jpg_1`` columns; member ``"{row}/{column}"``)
+or a member of a ``.tar.gz`` (HPD v2's ``test.tar.gz``, which gzip cannot seek in, so it is read
+once per process into a name -> bytes table). ``ImageReader`` opens each archive lazily once
+per process, so DataLoader workers never share a handle.
 """
 
 from __future__ import annotations
 
 import os
+import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -24,6 +29,17 @@ class ImageSource:
 
     def describe(self) -> str:
         return f"{self.path}:{self.member}" if self.member else self.path
+
+    @property
+    def archive_kind(self) -> str | None:
+        """"zip", "parquet" or "tar" for an archive member, None for a file or inline bytes."""
+        if self.member is None or self.data is not None:
+            return None
+        if self.path.endswith(".parquet"):
+            return "parquet"
+        if self.path.endswith((".tar.gz", ".tgz", ".tar")):
+            return "tar"
+        return "zip"
 
 
 @dataclass(frozen=True)
@@ -65,11 +81,18 @@ def keep_images(record: PromptRecord, keep: list[int]) -> PromptRecord:
                         tuple(record.ranks[i] for i in keep))
 
 
+def parquet_member(row: int, column: str) -> str:
+    """The ``member`` naming one binary cell of a parquet shard."""
+    return f"{row}/{column}"
+
+
 class ImageReader:
-    """Reads the bytes of ``ImageSource``s; zip archives stay open per process (fork-safe)."""
+    """Reads the bytes of ``ImageSource``s; archives stay open per process (fork-safe)."""
 
     def __init__(self) -> None:
         self._archives: dict[str, zipfile.ZipFile] = {}
+        self._tars: dict[str, dict[str, bytes]] = {}
+        self._parquet_group: tuple[str, int, dict[str, list]] | None = None
         self._pid = os.getpid()
 
     def read(self, source: ImageSource) -> bytes:
@@ -78,14 +101,56 @@ class ImageReader:
         if source.member is None:
             with open(source.path, "rb") as stream:
                 return stream.read()
-        return self._archive(source.path).read(source.member)
+        self._check_process()
+        kind = source.archive_kind
+        if kind == "parquet":
+            row, column = source.member.rsplit("/", 1)
+            return self._parquet_cell(source.path, int(row), column)
+        if kind == "tar":
+            members = self._tar(source.path)
+            if source.member not in members:
+                raise KeyError(f"{source.member} is not in {source.path}")
+            return members[source.member]
+        if source.path not in self._archives:
+            self._archives[source.path] = zipfile.ZipFile(source.path)
+        return self._archives[source.path].read(source.member)
 
-    def _archive(self, path: str) -> zipfile.ZipFile:
+    def _check_process(self) -> None:
         if self._pid != os.getpid():  # forked into a worker: the parent's handles are not ours
-            self._archives, self._pid = {}, os.getpid()
-        if path not in self._archives:
-            self._archives[path] = zipfile.ZipFile(path)
-        return self._archives[path]
+            self.__init__()
+
+    def _tar(self, path: str) -> dict[str, bytes]:
+        if path not in self._tars:
+            with tarfile.open(path) as archive:
+                self._tars[path] = {member.name: archive.extractfile(member).read()
+                                    for member in archive if member.isfile()}
+        return self._tars[path]
+
+    def _parquet_cell(self, path: str, row: int, column: str) -> bytes:
+        """One cell, decoding (and keeping) only the row group that holds it: sequential reads
+        decode each row group once."""
+        import pyarrow.parquet as pq
+
+        shard = pq.ParquetFile(path)
+        first = 0
+        for group in range(shard.metadata.num_row_groups):
+            rows = shard.metadata.row_group(group).num_rows
+            if row < first + rows:
+                break
+            first += rows
+        else:
+            raise KeyError(f"row {row} is beyond the {first} rows of {path}")
+        cached = self._parquet_group
+        if cached is None or cached[:2] != (path, group) or column not in cached[2]:
+            columns = sorted({column, *(cached[2] if cached and cached[:2] == (path, group) else ())})
+            cached = (path, group, shard.read_row_group(group, columns=columns).to_pydict())
+            self._parquet_group = cached
+        value = cached[2][column][row - first]
+        if isinstance(value, dict):  # the datasets Image feature: {"bytes", "path"}
+            value = value.get("bytes")
+        if not value:
+            raise ValueError(f"{path} row {row}: no bytes in column {column!r}")
+        return bytes(value)
 
     def __getstate__(self) -> dict:
         return {}

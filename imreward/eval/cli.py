@@ -24,13 +24,25 @@ def _int_list(text: str) -> list[int]:
 def register(subparsers) -> None:
     from imreward.cli import add_model_arguments
 
-    evaluate = subparsers.add_parser("eval", help="compare scorers with human rankings (the paper's Table 3)")
-    evaluate.add_argument("--data", required=True,
-                          help="test.json layout or ImageRewardDB rows (.json/.jsonl/.parquet)")
-    evaluate.add_argument("--images", required=True, help="root folder the image paths are relative to")
+    from imreward.eval.benchmarks import BENCHMARKS, TIE_RULES
+
+    evaluate = subparsers.add_parser("eval", help="compare scorers with human rankings (the paper's Table 3), or "
+                                                  "tabulate their accuracy on public benchmarks (--benchmarks)")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a hub dataset id (THUDM/ImageRewardDB, ymhao/HPDv2, "
+                                       "yuvalkirstain/pickapic_v2), a local copy of one, ImageRewardDB rows "
+                                       "(.parquet/.json/.jsonl) or the original test.json layout")
+    source.add_argument("--benchmarks", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                        help=f"comma-separated benchmarks for one accuracy table: {', '.join(BENCHMARKS)}")
+    evaluate.add_argument("--images", default=None,
+                          help="folder the image paths of --data are relative to (default: the data's folder)")
+    evaluate.add_argument("--split", default="test", help="split of --data (default: %(default)s)")
+    evaluate.add_argument("--benchmark-data", action="append", default=[], metavar="NAME=PATH",
+                          help="read a benchmark from a local copy of its dataset (repeatable)")
+    evaluate.add_argument("--tie-rule", choices=TIE_RULES, default="drop",
+                          help="drop: human ties left out (default); paper: each benchmark's own paper's rule")
     evaluate.add_argument("--scorers", default=DEFAULT_SCORERS,
                           help="comma-separated registered scorer names or checkpoint paths (default: %(default)s)")
-    evaluate.add_argument("--layout", default="auto", choices=["auto", "test", "imagerewarddb"])
     evaluate.add_argument("--output-dir", "-o", default="eval-report",
                           help="folder for the reports (default: %(default)s)")
     evaluate.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE})")
@@ -40,6 +52,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    evaluate.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                          help="the scorers' weights dtype (default: each scorer's own)")
     evaluate.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     evaluate.set_defaults(handler=_eval_command)
@@ -59,9 +73,46 @@ def register(subparsers) -> None:
     benchmark.set_defaults(handler=_benchmark_command)
 
 
+def _benchmark_data(pairs: list[str]) -> dict[str, str]:
+    from imreward.eval.benchmarks import BENCHMARKS
+
+    data = {}
+    for pair in pairs:
+        name, separator, path = pair.partition("=")
+        if not separator or name not in BENCHMARKS:
+            raise SystemExit(f"--benchmark-data {pair!r}: expected NAME=PATH with NAME one of {', '.join(BENCHMARKS)}")
+        data[name] = path
+    return data
+
+
+def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
+    from imreward.eval.benchmark_table import run_benchmark_table, write_table
+    from imreward.eval.benchmarks import resolve_benchmarks
+    from imreward.eval.runner import load_scorer
+
+    try:
+        benchmarks = resolve_benchmarks(args.benchmarks)
+    except ValueError as error:
+        raise SystemExit(f"--benchmarks: {error}") from error
+    output_dir = Path(args.output_dir)
+    result = run_benchmark_table(
+        benchmarks, specs, lambda spec: load_scorer(spec, args.device, args.download_root, args.dtype),
+        args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
+        batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
+        progress=not args.quiet)
+    for name, entry in result["benchmarks"].items():
+        computed = sum(stats["computed"] for stats in entry["cache"].values())
+        print(f"{name}: {entry['prompts']} prompts, {entry['pairs']} pairs, {entry['prompts_skipped']} prompts "
+              f"skipped; {computed} scores computed, the rest from the cache", file=sys.stderr)
+    paths = write_table(result, output_dir)
+    print("wrote " + ", ".join(str(path) for path in paths.values()), file=sys.stderr)
+    return 0
+
+
 def _eval_command(args: argparse.Namespace) -> int:
     import imreward
-    from imreward.eval.data import read_ranked_prompts
+    from imreward.data import DatasetDownloadError
+    from imreward.eval.data import read_evaluation_data
     from imreward.eval.report import write_reports
     from imreward.eval.runner import run_evaluation, unknown_scorers
     specs = [spec.strip() for spec in args.scorers.split(",") if spec.strip()]
@@ -70,13 +121,18 @@ def _eval_command(args: argparse.Namespace) -> int:
     if unknown := unknown_scorers(specs):
         raise SystemExit(f"unknown scorers {', '.join(unknown)}: give registered names "
                          f"({', '.join(imreward.available_scores())}) or checkpoint paths")
-    prompts = read_ranked_prompts(args.data, args.images, args.layout)
+    try:
+        if args.benchmarks is not None:
+            return _table_command(args, specs)
+        prompts, skipped = read_evaluation_data(args.data, args.images, args.split)
+    except (FileNotFoundError, ValueError, DatasetDownloadError) as error:
+        raise SystemExit(f"imreward eval: {error}") from error
     output_dir = Path(args.output_dir)
     run = run_evaluation(prompts, specs, args.cache or output_dir / CACHE_FILE, device=args.device,
                          download_root=args.download_root, batch_size=args.batch_size, ks=args.ks,
                          n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-                         progress=not args.quiet)
-    paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images))
+                         progress=not args.quiet, skipped=skipped, dtype=args.dtype)
+    paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images or ""))
     for item in run.skipped:
         print(f"skipped prompt {item['id']} ({item['reason']}): {item['images'][0]}", file=sys.stderr)
     print(f"{len(run.prompts)} of {run.total_prompts} prompts evaluated, {len(run.skipped)} skipped", file=sys.stderr)
@@ -93,7 +149,8 @@ def _benchmark_command(args: argparse.Namespace) -> int:
 
     def get_scorer():
         if args.model in imreward.available_scores() and args.model not in imreward.available_models():
-            return imreward.load_score(args.model, device=args.device, download_root=args.download_root)
+            return imreward.load_scorer(args.model, device=args.device, dtype=args.dtype,
+                                        download_root=args.download_root)
         return load_model_from_args(args)
 
     human_ranks = json.loads(Path(args.human_ranks).read_text()) if args.human_ranks else None

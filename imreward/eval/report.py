@@ -24,7 +24,7 @@ def run_summary(run: EvaluationRun, data: str = "", images: str = "") -> dict[st
         "data": data, "images": images, "settings": run.settings,
         "prompts": {"total": run.total_prompts, "evaluated": len(run.prompts), "skipped": len(run.skipped)},
         "pairs": run.pairs, "metrics": run.metrics, "cache": run.cache_stats,
-        "skipped": run.skipped, "prompt_ids": [prompt.id for prompt in run.prompts], "scores": run.scores,
+        "skipped": run.skipped, "prompt_ids": [prompt.prompt_id for prompt in run.prompts], "scores": run.scores,
     }
 
 

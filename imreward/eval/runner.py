@@ -1,7 +1,8 @@
 """Scoring a ranked evaluation set with several scorers through the score cache, and the metrics.
 
 Prompts with a missing or unreadable image are skipped for every scorer, so all scorers are
-compared on the same prompts; the result lists each skipped prompt with the reason.
+compared on the same prompts (the readers' evaluation policy skips missing images; this module
+skips images that fail to decode); the result lists each skipped prompt with the reason.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imreward.data.records import ImageReader, ImageSource, PromptRecord
 from imreward.eval.cache import ScoreCache
-from imreward.eval.data import RankedPrompt
 from imreward.eval.metrics import evaluate, pair_counts
+
+# Images read and scored per call, so archives' images are never all in memory at once and each
+# finished chunk is in the cache (an interrupted run resumes from there).
+SCORING_CHUNK = 512
 
 
 def unknown_scorers(specs: Sequence[str]) -> list[str]:
@@ -24,19 +29,22 @@ def unknown_scorers(specs: Sequence[str]) -> list[str]:
     return [spec for spec in specs if spec not in imreward.available_scores() and not Path(spec).exists()]
 
 
-def load_scorer(spec: str, device: str | None = None, download_root: str | None = None):
-    """A registered scorer name (``imreward.available_scores()``) or a model folder/file for ``imreward.load``."""
-    import imreward
+def load_scorer(spec: str, device: str | None = None, download_root: str | None = None, dtype: str | None = None):
+    """Any scorer a user can name (``imreward.hub.load_scorer``), in ``dtype`` when given."""
+    from imreward.hub import load_scorer as resolve
 
-    if spec in imreward.available_scores():
-        return imreward.load_score(spec, device=device, download_root=download_root)
-    if Path(spec).exists():
-        return imreward.load(spec, device=device, download_root=download_root)
-    raise KeyError(f"unknown scorer {spec!r}: not a registered name ({', '.join(imreward.available_scores())}) "
-                   "nor an existing checkpoint path")
+    return resolve(spec, device=device, dtype=dtype, download_root=download_root)
 
 
-def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Sequence[Path], prompts: Sequence[str],
+def scoring_input(image: str | os.PathLike | ImageSource, reader: ImageReader) -> str | os.PathLike | bytes:
+    """What a scorer reads for an image: a file's path, or the bytes of an archive member."""
+    if isinstance(image, ImageSource):
+        return image.path if image.member is None and image.data is None else reader.read(image)
+    return image
+
+
+def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Sequence[Path | ImageSource],
+                  prompts: Sequence[str],
                   cache: ScoreCache, batch_size: int = 32,
                   progress: bool = False) -> tuple[list[float | None], dict[int, str]]:
     """Scores of (image, prompt) pairs, computing only those not in ``cache``; ``get_scorer()`` is
@@ -48,13 +56,24 @@ def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Seque
     scores = cache.lookup(scorer_name, images, prompts)
     todo = [i for i, score in enumerate(scores) if score is None]
     errors: dict[int, str] = {}
-    if todo:
-        def record(index: int, error: Exception) -> None:
-            errors[todo[index]] = f"{type(error).__name__}: {error}"
+    reader = ImageReader()
+    scorer = get_scorer() if todo else None
+    for start in range(0, len(todo), SCORING_CHUNK):
+        chunk = todo[start:start + SCORING_CHUNK]
 
-        fresh = get_scorer().score_batch([prompts[i] for i in todo], [images[i] for i in todo], batch_size=batch_size,
+        def record(index: int, error: Exception, chunk: list[int] = chunk) -> None:
+            errors[chunk[index]] = f"{type(error).__name__}: {error}"
+
+        inputs = []
+        for i in chunk:
+            try:
+                inputs.append(scoring_input(images[i], reader))
+            except (OSError, KeyError, ValueError) as error:
+                inputs.append(b"")  # scored as an undecodable image, so on_error reports it
+                errors[i] = f"{type(error).__name__}: {error}"
+        fresh = scorer.score_batch([prompts[i] for i in chunk], inputs, batch_size=batch_size,
                                    progress=progress, on_error=record)
-        done = [(i, value) for i, value in zip(todo, fresh) if value is not None]
+        done = [(i, value) for i, value in zip(chunk, fresh) if value is not None and i not in errors]
         cache.store(scorer_name, [images[i] for i, _ in done], [prompts[i] for i, _ in done], [v for _, v in done])
         for i, value in done:
             scores[i] = value
@@ -65,7 +84,7 @@ def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Seque
 class EvaluationRun:
     """Everything a report needs: kept prompts, per-scorer scores and metrics, skipped prompts."""
 
-    prompts: list[RankedPrompt]
+    prompts: list[PromptRecord]
     skipped: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, list[list[float]]] = field(default_factory=dict)
     metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
@@ -75,32 +94,23 @@ class EvaluationRun:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def split_missing(prompts: Sequence[RankedPrompt]) -> tuple[list[RankedPrompt], list[dict[str, Any]]]:
-    """(prompts whose images all exist, skipped-prompt records naming the missing files)."""
-    kept, skipped = [], []
-    for prompt in prompts:
-        missing = [str(image) for image in prompt.images if not image.is_file()]
-        if missing:
-            skipped.append({"id": prompt.id, "prompt": prompt.prompt, "reason": "missing image", "images": missing})
-        else:
-            kept.append(prompt)
-    return kept, skipped
-
-
-def run_evaluation(prompts: Sequence[RankedPrompt], scorer_specs: Sequence[str], cache_path: str | os.PathLike,
+def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str], cache_path: str | os.PathLike,
                    device: str | None = None, download_root: str | None = None, batch_size: int = 32,
                    ks: Sequence[int] = (1, 2, 4), n_resamples: int = 1000, confidence: float = 0.95,
-                   seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None) -> EvaluationRun:
+                   seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None,
+                   skipped: Sequence[dict[str, Any]] = (), dtype: str | None = None) -> EvaluationRun:
     """Score every prompt's images with each scorer (cached) and compute the metrics.
 
     Args:
-        prompts: the ranked evaluation set (``imreward.eval.data.read_ranked_prompts``).
+        prompts: the ranked evaluation set (``imreward.eval.data.read_evaluation_data``).
         scorer_specs: registered scorer names or checkpoint paths.
         cache_path: SQLite score cache; created if absent.
         scorers: already-loaded scorers by spec, used instead of loading those specs.
+        skipped: prompts the reader skipped (missing images), reported with the run.
+        dtype: the scorers' weights dtype (``float32``, ``float16``, ``bfloat16``; default: theirs).
     """
-    kept, skipped = split_missing(prompts)
-    run = EvaluationRun(prompts=kept, skipped=skipped, total_prompts=len(prompts),
+    kept = list(prompts)
+    run = EvaluationRun(prompts=kept, skipped=list(skipped), total_prompts=len(kept) + len(skipped),
                         settings={"ks": list(ks), "n_resamples": n_resamples, "confidence": confidence, "seed": seed})
     images = [image for prompt in kept for image in prompt.images]
     texts = [prompt.prompt for prompt in kept for _ in prompt.images]
@@ -114,17 +124,17 @@ def run_evaluation(prompts: Sequence[RankedPrompt], scorer_specs: Sequence[str],
             def get_scorer(spec: str = spec) -> Any:
                 if scorers and spec in scorers:
                     return scorers[spec]
-                return load_scorer(spec, device, download_root)
+                return load_scorer(spec, device, download_root, dtype)
 
             flat[spec], errors = cached_scores(get_scorer, spec, images, texts, cache, batch_size, progress)
             run.cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}
             for index, error in errors.items():
                 failed.setdefault(owner[index], f"{images[index]}: {error}")
     for index, error in sorted(failed.items()):
-        run.skipped.append({"id": kept[index].id, "prompt": kept[index].prompt, "reason": "unreadable image",
+        run.skipped.append({"id": kept[index].prompt_id, "prompt": kept[index].prompt, "reason": "unreadable image",
                             "images": [error]})
     run.prompts = [prompt for index, prompt in enumerate(kept) if index not in failed]
-    rankings = [list(prompt.ranking) for prompt in run.prompts]
+    rankings = [list(prompt.ranks) for prompt in run.prompts]
     for spec, values in flat.items():
         grouped: dict[int, list[float]] = {}
         for index, value in zip(owner, values):

@@ -94,17 +94,18 @@ def test_eval_writes_reports_skips_missing_images_and_reuses_the_cache(tmp_path,
 
 
 def test_an_unreadable_image_skips_its_prompt_for_every_scorer(tmp_path):
-    from imreward.eval.data import read_ranked_prompts
+    from imreward.eval.data import read_evaluation_data
     from imreward.eval.runner import run_evaluation
 
     data, images, _ = make_test_set(tmp_path, prompts=4)
     records = json.loads(data.read_text())
     (images / records[1]["generations"][2]).write_bytes(b"not an image")
     scorers = {"bright": BrightnessScorer(1.0), "dark": BrightnessScorer(-1.0)}
-    run = run_evaluation(read_ranked_prompts(data, images), list(scorers), tmp_path / "cache.sqlite",
-                         n_resamples=50, scorers=scorers)
+    prompts, skipped = read_evaluation_data(data, images)
+    run = run_evaluation(prompts, list(scorers), tmp_path / "cache.sqlite", n_resamples=50, scorers=scorers,
+                         skipped=skipped)
     assert [(item["id"], item["reason"]) for item in run.skipped] == [("3", "missing image"), ("1", "unreadable image")]
-    assert [prompt.id for prompt in run.prompts] == ["0", "2"]
+    assert [prompt.prompt_id for prompt in run.prompts] == ["0", "2"]
     assert [len(group) for group in run.scores["dark"]] == [len(records[0]["ranking"]), len(records[2]["ranking"])]
     assert run.metrics["bright"]["accuracy"]["value"] == 1.0
 
