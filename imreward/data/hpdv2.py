@@ -20,7 +20,9 @@ SPLITS = ("test",)
 
 
 def is_hpdv2_folder(path: Path, split: str) -> bool:
-    return (path / f"{split}.json").is_file() and ((path / split).is_dir() or (path / f"{split}.tar.gz").is_file())
+    """An HPD v2 folder (its ranked test annotations with their images), whichever ``split`` was asked."""
+    return any((path / f"{name}.json").is_file() and ((path / name).is_dir() or (path / f"{name}.tar.gz").is_file())
+               for name in SPLITS)
 
 
 def _tar_members(archive: Path) -> dict[str, tuple[str, int]]:

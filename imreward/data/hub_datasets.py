@@ -60,12 +60,18 @@ def _offline() -> bool:
         constants.HF_HUB_OFFLINE)
 
 
+def _hub_options(cache_dir: str | os.PathLike | None) -> dict:
+    """HF_ENDPOINT and HF_HUB_CACHE read at call time (the library reads them once, at import)."""
+    return {"cache_dir": os.fspath(cache_dir) if cache_dir else os.environ.get("HF_HUB_CACHE") or None,
+            "endpoint": os.environ.get("HF_ENDPOINT") or None, "local_files_only": _offline(),
+            "repo_type": "dataset"}
+
+
 def _download(dataset: HubDataset, filename: str, cache_dir: str | os.PathLike | None) -> Path:
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(dataset.repo_id, filename, repo_type="dataset", revision=dataset.revision,
-                                    cache_dir=cache_dir, local_files_only=_offline()))
+        return Path(hf_hub_download(dataset.repo_id, filename, revision=dataset.revision, **_hub_options(cache_dir)))
     except Exception as error:  # the hub library raises many types; the message names what failed
         raise DatasetDownloadError(_explain(dataset, filename, error)) from error
 
@@ -103,9 +109,8 @@ def fetch_dataset(dataset: HubDataset, split: str, cache_dir: str | os.PathLike 
     if split not in SPLITS:
         raise ValueError(f"Pick-a-Pic v2 splits are {', '.join(SPLITS)}, not {split!r}")
     try:
-        folder = Path(snapshot_download(dataset.repo_id, repo_type="dataset", revision=dataset.revision,
-                                        allow_patterns=[shard_pattern(split)], cache_dir=cache_dir,
-                                        local_files_only=_offline()))
+        folder = Path(snapshot_download(dataset.repo_id, revision=dataset.revision,
+                                        allow_patterns=[shard_pattern(split)], **_hub_options(cache_dir)))
     except Exception as error:  # as in _download
         raise DatasetDownloadError(_explain(dataset, shard_pattern(split), error)) from error
     if not list(folder.glob(shard_pattern(split))):
