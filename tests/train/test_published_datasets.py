@@ -3,7 +3,7 @@
 import io
 import zipfile
 
-import huggingface_hub  # noqa: F401  imported before any test sets HF_HUB_OFFLINE, which it reads once
+import huggingface_hub.constants  # noqa: F401  read before any test sets HF_HUB_OFFLINE (the library reads it once)
 import numpy as np
 import pytest
 from PIL import Image
