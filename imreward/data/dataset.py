@@ -50,7 +50,7 @@ class PreferenceDataset(Dataset):
                 image = load_image(self.reader.read(source))
                 pixels.append(self.preprocess(image))
                 kept.append(position)
-            except (ImageLoadError, OSError, KeyError) as error:
+            except (ImageLoadError, OSError, KeyError, ValueError) as error:
                 failed.append(f"{source.describe()}: {error}")
         record = keep_images(record, kept)
         stacked = torch.stack(pixels) if pixels else torch.empty(0)

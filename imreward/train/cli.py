@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-EPILOG = """DATA is an ImageRewardDB-layout folder (metadata-{train,validation,test}.parquet + images/{split}/*.zip;
-the split read follows the option), a metadata .parquet file, or a JSON file in the original layout
-([{"id", "prompt", "generations", "ranking"}], images relative to the JSON's folder or --image-root).
+from imreward.train.recipes import RECIPES, apply_recipe
+
+EPILOG = """DATA is a hub dataset id (THUDM/ImageRewardDB, or its subsets THUDM/ImageRewardDB:1k/2k/4k/8k; fetched
+into the hub cache, only the files the split needs), an ImageRewardDB-layout folder
+(metadata-{train,validation,test}.parquet + images/{split}/*.zip; the split read follows the option), a
+metadata .parquet file, or a JSON file in the original layout ([{"id", "prompt", "generations", "ranking"}],
+images relative to the JSON's folder or --image-root).
 Outputs in DIR: best/ and final/ (load with imreward.load), checkpoint.pt (for --resume), metrics.jsonl,
 tensorboard/, result.json."""
 
@@ -17,11 +21,14 @@ def register(subparsers) -> None:
                                    description=__doc__.splitlines()[0], epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--train", required=True, metavar="DATA", help="training data")
-    data.add_argument("--val", required=True, metavar="DATA", help="validation data (selects the best checkpoint)")
+    data.add_argument("--train", metavar="DATA", help="training data")
+    data.add_argument("--val", metavar="DATA", help="validation data (selects the best checkpoint)")
     data.add_argument("--test", metavar="DATA", help="test data, scored with the best checkpoint at the end")
     data.add_argument("--image-root", help="folder that JSON image paths are relative to")
     data.add_argument("--output", required=True, metavar="DIR", help="run folder")
+    data.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                      help="preset for the options not given: imagereward-paper = THUDM/ImageRewardDB train/"
+                           "validation, batch 64, lr 1e-5, cosine, 70%% frozen (needs --init, the BLIP checkpoint)")
     model = parser.add_argument_group("model")
     model.add_argument("--model-config", metavar="CONFIG.json",
                        help="ImageRewardConfig JSON: train from scratch, or the architecture for a BLIP --init")
@@ -34,9 +41,9 @@ def register(subparsers) -> None:
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=1)
     optim.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    optim.add_argument("--batch-size", type=int, default=8, help="prompts per step over all processes (default 8)")
+    optim.add_argument("--batch-size", type=int, default=None, help="prompts per step over all processes (default 8)")
     optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
-    optim.add_argument("--lr", type=float, default=1e-5)
+    optim.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5)")
     optim.add_argument("--optimizer", choices=["adam", "adamw"], default="adam")
     optim.add_argument("--weight-decay", type=float, default=0.0)
     optim.add_argument("--warmup-ratio", type=float, default=0.05, help="share of steps of linear warmup")
@@ -62,6 +69,7 @@ def _train_command(args: argparse.Namespace) -> int:
 
     from imreward.train import TrainConfig, train
 
+    args = apply_recipe(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
         train_data=args.train, val_data=args.val, test_data=args.test, output_dir=args.output,
