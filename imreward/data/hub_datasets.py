@@ -25,8 +25,9 @@ HUB_DATASETS = {
 }
 
 
-class DatasetDownloadError(RuntimeError):
-    """A dataset file could not be fetched from the hub or found in its cache."""
+class DatasetDownloadError(FileNotFoundError):
+    """A dataset file could not be fetched from the hub nor found in its cache (a FileNotFoundError,
+    so the CLI reports it as it reports a missing local file)."""
 
 
 @dataclass(frozen=True)

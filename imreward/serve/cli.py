@@ -50,10 +50,13 @@ def register(subparsers) -> None:
                                                           "into parquet / JSON lines (resumable, torchrun-sharded)")
     add_model_arguments(dataset)
     dataset.add_argument("input", type=Path,
-                         help="image folder tree, manifest (.jsonl/.csv/.parquet) or ImageRewardDB folder")
+                         help="image folder tree, manifest (.jsonl/.csv/.parquet), ImageRewardDB folder, or a "
+                              "published dataset by hub id (THUDM/ImageRewardDB, ymhao/HPDv2, "
+                              "yuvalkirstain/pickapic_v2) or local copy")
     dataset.add_argument("--output", "-o", type=Path, required=True, help="result file: .parquet or .jsonl")
-    dataset.add_argument("--layout", choices=["auto", "folder", "manifest", "imagerewarddb"], default="auto")
-    dataset.add_argument("--split", default="train", help="ImageRewardDB split (default: %(default)s)")
+    dataset.add_argument("--layout", choices=["auto", "folder", "manifest", "imagerewarddb", "dataset"],
+                         default="auto")
+    dataset.add_argument("--split", default="train", help="split of a dataset (default: %(default)s)")
     dataset.add_argument("--batch-size", type=int, default=64)
     dataset.add_argument("--num-workers", type=int, default=None, help="decoding processes (default: CPU count)")
     dataset.add_argument("--rows-per-part", type=int, default=4096,

@@ -1,6 +1,6 @@
 """Inputs of ``imreward score-dataset``: the (prompt, image) rows to score, in a fixed order.
 
-Three layouts:
+Four layouts:
 
 - **folder tree**: every ``.png/.jpg/.jpeg/.webp`` under the folder (sorted paths). Its prompt is
   the sidecar ``<image stem>.txt`` next to it if present, else the nearest ``prompt.txt`` in its
@@ -10,6 +10,10 @@ Three layouts:
 - **ImageRewardDB**: a folder with ``metadata-<split>.parquet`` whose rows have ``prompt`` and
   ``image_path`` relative to the folder; images missing on disk are looked up by file name in
   the zip archives under ``images/<split>/`` (the published download).
+- **published dataset**: a hub dataset id (``THUDM/ImageRewardDB``, ``ymhao/HPDv2``,
+  ``yuvalkirstain/pickapic_v2``; fetched into the hub cache) or a local copy of HPD v2 or Pick-a-Pic,
+  read with ``imreward.data``'s readers under the evaluation policy (a prompt with a missing image
+  is left out); images inside archives are rows ``"archive::member"``, read where they lie.
 
 Each row's ``key`` is its position in that order: the identity used to resume and to shard.
 """
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+
+from imreward.data.records import ImageReader, ImageSource
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 ZIP_MEMBER_SEPARATOR = "::"
@@ -40,18 +46,25 @@ def read_rows(source: Path, layout: str = "auto", split: str = "train") -> list[
         layout = detect_layout(source, split)
     readers = {"folder": lambda: _folder_pairs(source),
                "manifest": lambda: _manifest_pairs(source),
-               "imagerewarddb": lambda: _imagerewarddb_pairs(source, split)}
+               "imagerewarddb": lambda: _imagerewarddb_pairs(source, split),
+               "dataset": lambda: _published_pairs(source, split)}
     return [ScoringRow(key, prompt, image) for key, (prompt, image) in enumerate(readers[layout]())]
 
 
 def detect_layout(source: Path, split: str) -> str:
+    from imreward.data.hpdv2 import is_hpdv2_folder
+    from imreward.data.hub_datasets import parse_dataset_id
+    from imreward.data.pickapic import is_pickapic
+
     if source.is_file():
         return "manifest"
     if (source / f"metadata-{split}.parquet").is_file():
         return "imagerewarddb"
     if source.is_dir():
-        return "folder"
-    raise ValueError(f"{source}: no such file or folder")
+        return "dataset" if is_hpdv2_folder(source, split) or is_pickapic(source) else "folder"
+    if parse_dataset_id(str(source)) is not None:
+        return "dataset"
+    raise ValueError(f"{source}: no such file or folder, nor a known hub dataset id")
 
 
 def _folder_pairs(root: Path) -> list[tuple[str, str]]:
@@ -121,14 +134,23 @@ def _zip_index(folder: Path) -> dict[str, str]:
     return index
 
 
-@lru_cache(maxsize=16)
-def _open_archive(path: str) -> zipfile.ZipFile:
-    return zipfile.ZipFile(path)
+def _published_pairs(source: Path, split: str) -> list[tuple[str, str]]:
+    from imreward.data.loading import load_preference_data
+
+    records, stats = load_preference_data(str(source), split, policy="eval")
+    if stats.skipped:
+        print(f"{source} [{split}]: left out {len(stats.skipped)} prompts with missing images", file=sys.stderr)
+    return [(record.prompt, image.path if image.member is None else
+             f"{image.path}{ZIP_MEMBER_SEPARATOR}{image.member}") for record in records for image in record.images]
+
+
+_READER = ImageReader()  # archives stay open per process, reopened after a fork
 
 
 def image_source(image: str) -> str | bytes:
-    """What ``imreward.load_image`` reads for a row's image: the path, or the bytes of a zip member."""
+    """What ``imreward.load_image`` reads for a row's image: the path, or the bytes of an archive
+    member (zip, tar or parquet cell)."""
     archive, separator, member = image.partition(ZIP_MEMBER_SEPARATOR)
     if not separator:
         return image
-    return _open_archive(archive).read(member)
+    return _READER.read(ImageSource(archive, member))

@@ -172,7 +172,10 @@ def score_dataset_command(args: argparse.Namespace) -> int:
     folder = parts_folder(args.output)
     if args.output.exists() and not folder.exists():
         raise SystemExit(f"{args.output} already exists and is complete; delete it to score again")
-    rows = read_rows(args.input, args.layout, args.split)
+    try:
+        rows = read_rows(args.input, args.layout, args.split)
+    except ValueError as error:
+        raise SystemExit(f"imreward score-dataset: {error}") from error
     synchronized = world > 1 and "MASTER_ADDR" in os.environ
     if synchronized:
         torch.distributed.init_process_group("gloo", timeout=BARRIER_TIMEOUT)

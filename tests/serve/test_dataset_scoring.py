@@ -138,3 +138,23 @@ def test_two_rank_torchrun_matches_one_process(manifest, tmp_path, model_dirs):
     assert [row["error"] is None for row in two] == [row["error"] is None for row in one]
     scored = [(a["score"], b["score"]) for a, b in zip(one, two) if a["score"] is not None]
     assert [b for _, b in scored] == pytest.approx([a for a, _ in scored], abs=1e-5)
+
+
+def test_published_datasets_by_hub_id_and_local_copy(tmp_path, monkeypatch):
+    import huggingface_hub.constants  # noqa: F401  read before HF_HUB_OFFLINE is set (the library reads it once)
+    from published_datasets import gray_image, hub_snapshot, write_hpdv2, write_pickapic
+
+    cache = tmp_path / "hub"
+    write_pickapic(hub_snapshot(cache, "yuvalkirstain/pickapic_v2"), split="test_unique")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rows = read_rows(Path("yuvalkirstain/pickapic_v2"), split="test_unique")
+    assert [row.prompt for row in rows[:3]] == ["pick prompt 0", "pick prompt 0", "pick prompt 1"]
+    assert len(rows) == 8 and rows[0].image.endswith(".parquet::0/jpg_0")
+    assert image_source(rows[0].image) == gray_image(200, "JPEG")  # a parquet cell, read where it lies
+    local = write_hpdv2(tmp_path / "hpd", prompts=2)
+    rows = read_rows(local, split="test")
+    assert len(rows) == 8 and rows[0].image == f"{local / 'test.tar.gz'}::test/00000_0.jpg"
+    assert image_source(rows[0].image) == gray_image(60, "JPEG")
+    with pytest.raises(ValueError, match="nor a known hub dataset id"):
+        read_rows(Path("someone/unknown_dataset"))
