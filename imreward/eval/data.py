@@ -14,9 +14,6 @@ from typing import Any
 from imreward.data.loading import load_preference_data
 from imreward.data.records import PromptRecord
 
-RankedPrompt = PromptRecord  # one prompt, its image sources and human ranks (lower = better)
-
-
 def read_evaluation_data(path: str | os.PathLike, image_root: str | os.PathLike | None = None,
                          split: str = "test") -> tuple[list[PromptRecord], list[dict[str, Any]]]:
     """(prompts with all their images present, one record per skipped prompt naming its missing images)."""
