@@ -104,8 +104,8 @@ def detect_layout(path: Path, split: str) -> str:
         if is_hpdv2_folder(path, split):
             return "hpdv2"
     raise FileNotFoundError(f"{path}: expected a hub dataset id ({', '.join(known_dataset_ids())}), an "
-                            "ImageRewardDB folder (metadata-{split}.parquet), an HPD v2 folder ({split}.json), "
-                            "a Pick-a-Pic folder (data/{split}-*.parquet), a .parquet file or a .json file")
+                            f"ImageRewardDB folder (metadata-{split}.parquet), an HPD v2 folder ({split}.json), "
+                            f"a Pick-a-Pic folder (data/{split}-*.parquet), a .parquet file or a .json file")
 
 
 def known_dataset_ids() -> list[str]:
