@@ -7,8 +7,9 @@ Papers count ties differently, so every table names its rule:
   scores equal counts as wrong. Accuracy = agreeing pairs / compared pairs, pooled over prompts.
 - ``paper``: each benchmark's own paper's rule (``Benchmark.paper_rule``):
   - ``imagereward-test`` (Xu et al. 2023): as ``drop`` (only pairs with different ranks are compared).
-  - ``hpdv2-test`` (Wu et al. 2023, HPSv2's evaluation): per prompt, 1 - discordant pairs / all
-    pairs, where a tie on either side is not discordant; averaged over prompts.
+  - ``hpdv2-test`` (Wu et al. 2023, HPSv2's ``evaluate_rank``): per prompt, 1 - discordant pairs /
+    all pairs, where a human tie is not discordant; averaged over prompts. (HPSv2 ranks the scores
+    with ``argsort``, which breaks exactly equal scores by position; here they are not discordant.)
   - ``pickapic-*`` (Kirstain et al. 2023): human ties are kept; agreement (both prefer the same
     image, or both tie) earns 1, a tie on exactly one side earns 0.5, the opposite choice 0. The
     paper tunes a probability margin under which PickScore calls a tie; here only exactly equal
