@@ -63,6 +63,8 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
                 "dataset": str(source), "split": benchmark.split, "rule": rule, "rule_text": RULE_TEXT[rule],
                 "rule_source": benchmark.paper if tie_rule == "paper" else "this tool's default",
                 "prompts_read": len(prompts), "prompts_skipped": len(skipped) + len(failed),
+                "skipped": list(skipped) + [{"id": prompts[index].prompt_id, "prompt": prompts[index].prompt,
+                                              "reason": "unreadable image"} for index in sorted(failed)],
                 "cache": cache_stats, "accuracy": {}}
             for spec in scorer_specs:
                 grouped: dict[int, list[float]] = {}

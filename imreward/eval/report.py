@@ -47,7 +47,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     counts = summary["prompts"]
     confidence = round(100 * summary["settings"]["confidence"])
     lines = ["# Preference evaluation", "",
-             f"Data: `{summary['data']}` (images under `{summary['images']}`). "
+             f"Data: `{summary['data']}`" + (f" (images under `{summary['images']}`)" if summary["images"] else "") + ". "
              f"{counts['evaluated']} of {counts['total']} prompts evaluated, **{counts['skipped']} skipped** "
              f"(missing or unreadable images); {summary['pairs']} image pairs with different human ranks.", "",
              "Values in percent. Pairs the model scores equal count as wrong; in R@k/F@k, model ties are "

@@ -114,6 +114,29 @@ def test_a_benchmark_reads_a_local_copy_and_unknown_names_are_refused(tmp_path, 
     assert set(BENCHMARKS) >= {"imagereward-test", "hpdv2-test", "pickapic-test-unique"}
 
 
+def test_missing_and_undecodable_images_skip_their_prompts_in_the_table(tmp_path, brightness_scorers):
+    import zipfile
+
+    local = write_imagerewarddb(tmp_path / "db", split="test", prompts=4, per_zip=4)
+    archive = local / "images/test/test_1.zip"
+    with zipfile.ZipFile(archive) as opened:
+        members = {name: opened.read(name) for name in opened.namelist()}
+    names = sorted(members)
+    members[names[4]] = b"not an image"  # prompt 1
+    del members[names[9]]  # prompt 3
+    with zipfile.ZipFile(archive, "w") as opened:
+        for name, data in members.items():
+            opened.writestr(name, data)
+    out = tmp_path / "table"
+    assert run_cli(["eval", "--benchmarks", "imagereward-test", "--benchmark-data", f"imagereward-test={local}",
+                    "--scorers", "test-bright,test-dark", "-o", str(out), "--bootstrap", "50", "-q"]) == 0
+    entry = json.loads((out / "table.json").read_text())["benchmarks"]["imagereward-test"]
+    assert [(item["id"], item["reason"]) for item in entry["skipped"]] == [
+        ("test-000003", "missing image"), ("test-000001", "unreadable image")]
+    assert (entry["prompts"], entry["pairs"]) == (2, 2 + 3)  # prompts 0 (with its tie) and 2, for both scorers
+    assert entry["accuracy"]["test-bright"]["value"] == 1.0 and entry["accuracy"]["test-dark"]["value"] == 0.0
+
+
 def test_eval_data_dtype_reaches_the_scorer(tmp_path, brightness_scorers):
     loads, _ = brightness_scorers
     local = write_imagerewarddb(tmp_path / "db", split="test", prompts=2)
