@@ -31,11 +31,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
 
 
-def load_model_from_args(args: argparse.Namespace):
+def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
+    """The scorer ``spec`` (default ``args.model``) names, through ``imreward.load_scorer``, in eval mode;
+    ``--med-config`` and ``--max-length`` are passed on only when given (only ImageReward models take them)."""
     import imreward
 
-    return imreward.load(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
-                         med_config=args.med_config, max_length=args.max_length)
+    extra = {name: value for name, value in (("med_config", args.med_config), ("max_length", args.max_length))
+             if value is not None}
+    try:
+        scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
+                                      download_root=args.download_root, **extra)
+    except KeyError as error:  # an unknown name: reported like a missing file, without a traceback
+        raise FileNotFoundError(error.args[0]) from error
+    return scorer.eval() if hasattr(scorer, "eval") else scorer
 
 
 def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
