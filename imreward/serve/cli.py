@@ -111,7 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.token:
         print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
               f"(set --token or ${TOKEN_ENV})", file=sys.stderr)
-    uvicorn.run(create_app(models, settings), host=args.host, port=args.port, log_level=args.log_level,
+    try:
+        app = create_app(models, settings)
+    except ValueError as error:
+        raise SystemExit(f"imreward serve: {error}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=args.graceful_timeout, limit_concurrency=args.limit_concurrency)
     return 0
 
