@@ -134,7 +134,8 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
         missing = [method for method in BATCHED_SCORER_METHODS if not hasattr(model, method)]
         if missing:
             raise ValueError(f"model {name!r} ({type(model).__name__}) cannot be served: the server batches "
-                             f"preprocessed images, which needs an imreward.RewardScorer (missing {', '.join(missing)})")
+                             "preprocessed images, which needs an imreward.RewardScorer "
+                             f"(missing {', '.join(missing)})")
     settings = settings or ServeSettings()
     for model in models.values():
         model.max_pixels = settings.max_pixels

@@ -17,16 +17,16 @@ import json
 import os
 import sys
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Hashable
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader, Dataset
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from imreward.image_io import DEFAULT_MAX_PIXELS, load_image
@@ -62,7 +62,7 @@ def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Calla
         if preprocess is None:
             slot = PIL_IMAGE
         elif isinstance(preprocess, PilPreprocessor):
-            slot = (preprocess.size, tuple(preprocess.mean.flatten().tolist()), tuple(preprocess.std.flatten().tolist()))
+            slot = (preprocess.size, *(tuple(values.flatten().tolist()) for values in (preprocess.mean, preprocess.std)))
         else:
             slot = id(preprocess)
         slots.setdefault(slot, preprocess)
