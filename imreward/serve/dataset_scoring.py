@@ -62,7 +62,7 @@ def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Calla
         if preprocess is None:
             slot = PIL_IMAGE
         elif isinstance(preprocess, PilPreprocessor):
-            slot = (preprocess.size, *(tuple(values.flatten().tolist()) for values in (preprocess.mean, preprocess.std)))
+            slot = (preprocess.size, *(tuple(stat.flatten().tolist()) for stat in (preprocess.mean, preprocess.std)))
         else:
             slot = id(preprocess)
         slots.setdefault(slot, preprocess)
