@@ -7,6 +7,11 @@ images/s. Target on one H100-class GPU with 16 cores: >= 1,000 images/s with the
     python benchmarks/score_dataset_throughput.py --model ImageReward-v1.0 --device cuda --dtype float16 \\
         --images 20000 --image-size 512 --batch-size 256
     python benchmarks/score_dataset_throughput.py --preset tiny --images 2000      # CPU smoke figure
+
+Several models in one pass (each image decoded once) against one run per model:
+
+    python benchmarks/score_dataset_throughput.py --preset tiny --copies 3 --separate --images 1000
+    python benchmarks/score_dataset_throughput.py --model ImageReward-v1.0 --model CLIP --separate --device cuda
 """
 
 from __future__ import annotations
@@ -45,10 +50,25 @@ def write_dataset(folder: Path, count: int, size: int) -> Path:
     return folder / "manifest.jsonl"
 
 
+def run_score_dataset(manifest: Path, models: list[str], output: Path, args: argparse.Namespace) -> tuple[int, float]:
+    """(exit status, seconds) of one ``imreward score-dataset`` run with ``models``."""
+    command = ["score-dataset", str(manifest), "--output", str(output), "--batch-size", str(args.batch_size), "-q"]
+    for model in models:
+        command += ["--model", model]
+    for option, value in (("--device", args.device), ("--dtype", args.dtype), ("--num-workers", args.num_workers)):
+        command += [option, str(value)] if value is not None else []
+    started = time.perf_counter()
+    status = imreward_main(command)
+    return status, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=list(PRESETS), default="tiny")
-    parser.add_argument("--model", help="registry name or saved folder instead of a preset")
+    parser.add_argument("--model", action="append", help="registry name or saved folder instead of a preset; repeat "
+                                                         "for several models in one pass")
+    parser.add_argument("--copies", type=int, default=1, help="without --model: this many models of the preset")
+    parser.add_argument("--separate", action="store_true", help="also time one run per model, one after the other")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--images", type=int, default=2000)
@@ -58,18 +78,23 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        model = args.model or str(save_preset(args.preset, scratch / "model"))
+        if args.model:
+            models = args.model
+        else:
+            folder = save_preset(args.preset, scratch / "model")
+            models = [f"m{index}={folder}" for index in range(args.copies)] if args.copies > 1 else [str(folder)]
         manifest = write_dataset(scratch / "data", args.images, args.image_size)
-        command = ["score-dataset", str(manifest), "--model", model, "--output", str(scratch / "scores.parquet"),
-                   "--batch-size", str(args.batch_size), "-q"]
-        for option, value in (("--device", args.device), ("--dtype", args.dtype), ("--num-workers", args.num_workers)):
-            command += [option, str(value)] if value is not None else []
-        started = time.perf_counter()
-        status = imreward_main(command)
-        elapsed = time.perf_counter() - started
-    print(json.dumps({"model": args.model or args.preset, "device": args.device, "dtype": args.dtype,
-                      "images": args.images, "image_size": args.image_size, "status": status,
-                      "seconds": round(elapsed, 1), "images_per_s": round(args.images / elapsed, 1)}, indent=2))
+        status, elapsed = run_score_dataset(manifest, models, scratch / "scores.parquet", args)
+        result = {"models": args.model or f"{args.copies} x {args.preset}", "device": args.device, "dtype": args.dtype,
+                  "images": args.images, "image_size": args.image_size, "status": status,
+                  "seconds": round(elapsed, 1), "images_per_s": round(args.images / elapsed, 1)}
+        if args.separate and len(models) > 1:
+            alone = [run_score_dataset(manifest, [model], scratch / f"alone-{index}.parquet", args)
+                     for index, model in enumerate(models)]
+            separate = sum(seconds for _, seconds in alone)
+            result.update(separate_status=max(code for code, _ in alone), separate_seconds=round(separate, 1),
+                          separate_images_per_s=round(args.images / separate, 1))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -31,11 +31,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
 
 
-def load_model_from_args(args: argparse.Namespace):
+def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
+    """The scorer ``spec`` (default ``args.model``) names, through ``imreward.load_scorer``, in eval mode;
+    ``--med-config`` and ``--max-length`` are passed on only when given (only ImageReward models take them)."""
     import imreward
 
-    return imreward.load(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
-                         med_config=args.med_config, max_length=args.max_length)
+    extra = {name: value for name, value in (("med_config", args.med_config), ("max_length", args.max_length))
+             if value is not None}
+    try:
+        scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
+                                      download_root=args.download_root, **extra)
+    except KeyError as error:  # an unknown name: reported like a missing file, without a traceback
+        raise FileNotFoundError(error.args[0]) from error
+    return scorer.eval() if hasattr(scorer, "eval") else scorer
 
 
 def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
@@ -123,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_scoring_parser(subparsers, "score", "score images for prompts")
     _add_scoring_parser(subparsers, "rank", "rank images for one prompt (1 = best)")
-    models = subparsers.add_parser("models", help="list the registered models and scorers")
+    models = subparsers.add_parser("models", help="list the registered models and scorers: source, size, licence "
+                                                   "and training data")
+    models.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     models.set_defaults(handler=_models_command)
     for module_name in APPLICATION_CLIS:
         try:
@@ -136,12 +146,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MODEL_COLUMNS = (("name", "NAME"), ("licence", "LICENCE"), ("size", "SIZE"), ("trained_on", "TRAINED ON"),
+                 ("source", "SOURCE"))
+WRAPPED_COLUMNS = ("size", "trained_on", "source")
+
+
 def _models_command(args: argparse.Namespace) -> int:
     import imreward
 
+    rows = []
     for name in imreward.available_scores():
-        print(name)
+        info = imreward.scorer_info(name)
+        rows.append({"name": name, "source": info.source, "licence": info.licence, "size": info.size,
+                     "trained_on": info.trained_on})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(rows, MODEL_COLUMNS, WRAPPED_COLUMNS))
     return 0
+
+
+def format_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...], wrapped: tuple[str, ...],
+                 width: int | None = None) -> str:
+    """A plain-text table for the terminal: ``wrapped`` columns share the width the others leave
+    (the standard library has wrapping but no table; not worth a dependency)."""
+    import shutil
+    import textwrap
+
+    width = width or shutil.get_terminal_size((160, 24)).columns
+    natural = {key: max([len(header)] + [len(row[key] or "-") for row in rows]) for key, header in columns}
+    left = width - 2 * (len(columns) - 1) - sum(natural[key] for key, _ in columns if key not in wrapped)
+    share = max(12, left // max(1, len(wrapped)))
+    widths = {key: min(natural[key], share) if key in wrapped else natural[key] for key, _ in columns}
+    lines = ["  ".join(header.ljust(widths[key]) for key, header in columns).rstrip()]
+    for row in rows:
+        cells = [textwrap.wrap(row[key] or "-", widths[key]) or ["-"] for key, _ in columns]
+        for depth in range(max(len(cell) for cell in cells)):
+            lines.append("  ".join((cell[depth] if depth < len(cell) else "").ljust(widths[key])
+                                   for cell, (key, _) in zip(cells, columns)).rstrip())
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,10 +38,12 @@ class RewardServerError(RuntimeError):
 
 @dataclass
 class ScoreResult:
-    """One score per image (None where the image failed) and ``[{"index", "message"}]`` for the failures."""
+    """One score per image (None where the image failed) and ``[{"index", "message"}]`` for the failures;
+    ``normalized``: the z-scores within each prompt's images, when asked for with ``normalize``."""
 
     scores: list[float | None]
     errors: list[dict]
+    normalized: list[float | None] | None = None
 
 
 def encode_image(image: object) -> bytes:
@@ -58,11 +60,14 @@ def encode_image(image: object) -> bytes:
     raise TypeError(f"send images as encoded bytes, file paths or PIL images, not {type(image).__name__}")
 
 
-def _score_request(prompts: str | Sequence[str], images: Sequence[object], model: str | None) -> dict:
+def _score_request(prompts: str | Sequence[str], images: Sequence[object], model: str | None,
+                   normalize: str | None = None) -> dict:
     body = {"prompts": [prompts] if isinstance(prompts, str) else list(prompts),
             "images": [encode_image(image) for image in images]}
     if model is not None:
         body["model"] = model
+    if normalize is not None:
+        body["normalize"] = normalize
     return {"content": msgpack.packb(body), "headers": {"content-type": MSGPACK, "accept": MSGPACK}}
 
 
@@ -116,10 +121,12 @@ class RewardClient:
         """Scores of (prompt, image) pairs in order; one prompt may stand for all images."""
         return self.score_detailed(prompts, images, model).scores
 
-    def score_detailed(self, prompts: str | Sequence[str], images: Sequence[object], model: str | None = None
-                       ) -> ScoreResult:
-        content = _content(self._send("POST", "/v1/score", **_score_request(prompts, images, model or self.model)))
-        return ScoreResult(content["scores"], content["errors"])
+    def score_detailed(self, prompts: str | Sequence[str], images: Sequence[object], model: str | None = None,
+                       normalize: str | None = None) -> ScoreResult:
+        """Scores, errors and, with ``normalize="prompt-zscore"``, the z-scores within each prompt's images."""
+        request = _score_request(prompts, images, model or self.model, normalize)
+        content = _content(self._send("POST", "/v1/score", **request))
+        return ScoreResult(content["scores"], content["errors"], content.get("normalized"))
 
     def models(self) -> list[dict]:
         return _content(self._send("GET", "/v1/models"))["models"]
@@ -167,10 +174,10 @@ class AsyncRewardClient:
         return (await self.score_detailed(prompts, images, model)).scores
 
     async def score_detailed(self, prompts: str | Sequence[str], images: Sequence[object],
-                             model: str | None = None) -> ScoreResult:
-        request = _score_request(prompts, images, model or self.model)
+                             model: str | None = None, normalize: str | None = None) -> ScoreResult:
+        request = _score_request(prompts, images, model or self.model, normalize)
         content = _content(await self._send("POST", "/v1/score", **request))
-        return ScoreResult(content["scores"], content["errors"])
+        return ScoreResult(content["scores"], content["errors"], content.get("normalized"))
 
     async def models(self) -> list[dict]:
         return _content(await self._send("GET", "/v1/models"))["models"]

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     source.add_argument("--reward", action="append", default=None, metavar="NAME[:WEIGHT]",
                         help="reward scorer: a registered name, a model path or 'brightness'; repeat for a "
                              "weighted sum (default: ImageReward-v1.0)")
+    source.add_argument("--reward-normalization", default="none", metavar="{none,prompt-zscore}",
+                        help="prompt-zscore: z-score each reward within the images of one prompt before weighting "
+                             "(needs --images-per-prompt 2 or more; default: %(default)s)")
     source.add_argument("--download-root", default=None, help="cache folder for reward weights")
     data = parser.add_argument_group("data")
     data.add_argument("--prompts", required=True, help="JSON (text fields), JSON lines or text file of prompts")
@@ -39,6 +42,8 @@ def register(subparsers) -> None:
 def _add_config_arguments(group) -> None:
     group.add_argument("--resolution", type=int, default=512)
     group.add_argument("--batch-size", type=int, default=2, help="prompts per ReFL batch, per process")
+    group.add_argument("--images-per-prompt", type=int, default=1,
+                       help="images generated per prompt of a ReFL batch (default: %(default)s)")
     group.add_argument("--max-steps", type=int, default=100)
     group.add_argument("--gradient-accumulation-steps", type=int, default=1)
     group.add_argument("--learning-rate", type=float, default=1e-5)
@@ -80,6 +85,8 @@ def _pipeline_from_args(args: argparse.Namespace):
 
 def _refl_command(args: argparse.Namespace) -> int:
     from imreward.refl import CaptionedImages, ReFLConfig, ReFLTrainer, load_prompts, load_reward
+    from imreward.normalize import check_normalization
+    from imreward.refl.rewards import with_normalization
 
     prompts = load_prompts(args.prompts)
     if args.validation_prompts:
@@ -89,10 +96,18 @@ def _refl_command(args: argparse.Namespace) -> int:
             raise SystemExit(f"--validation-count {args.validation_count} leaves no training prompts")
         validation_prompts = prompts[len(prompts) - args.validation_count:] if args.validation_count else []
         prompts = prompts[: len(prompts) - args.validation_count]
+    try:
+        check_normalization(args.reward_normalization)
+    except ValueError as error:
+        raise SystemExit(f"--reward-normalization: {error}")
+    if args.reward_normalization != "none" and args.images_per_prompt < 2:
+        raise SystemExit(f"--reward-normalization {args.reward_normalization} compares the images of one prompt: "
+                         "give --images-per-prompt 2 or more")
     loss_cycle = args.loss_cycle or ("refl+pretrain" if args.pretrain_data else "refl")
     try:
         config = ReFLConfig(
             output_dir=args.output_dir, resolution=args.resolution, batch_size=args.batch_size,
+            images_per_prompt=args.images_per_prompt,
             max_steps=args.max_steps, gradient_accumulation_steps=args.gradient_accumulation_steps,
             learning_rate=args.learning_rate, max_grad_norm=args.max_grad_norm, lr_scheduler=args.lr_scheduler,
             lr_warmup_steps=args.lr_warmup_steps, num_inference_steps=args.num_inference_steps,
@@ -107,8 +122,9 @@ def _refl_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"refl: {error}")
     pipeline = _pipeline_from_args(args)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
-    trainer = ReFLTrainer(pipeline, load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root),
-                          config, prompts, pretrain_data=pretrain_data)
+    reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root)
+    trainer = ReFLTrainer(pipeline, with_normalization(reward, args.reward_normalization), config, prompts,
+                          pretrain_data=pretrain_data)
     if args.resume:
         trainer.resume(args.resume)
     trainer.train()

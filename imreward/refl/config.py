@@ -32,6 +32,8 @@ class ReFLConfig:
         output_dir: checkpoints (``checkpoints/step_N``), validation grids, logs and the final export.
         resolution: generated image side in pixels.
         batch_size: prompts per ReFL batch (and image–caption pairs per pre-training batch), per process.
+        images_per_prompt: images generated for each prompt of a ReFL batch (from different noise); a
+            reward normalised per prompt (``--reward-normalization prompt-zscore``) needs 2 or more.
         max_steps: optimizer steps.
         num_inference_steps: sampler steps T (the paper: 40).
         refl_step_range: inclusive range [T1, T2] of the step index taken with gradients.
@@ -49,6 +51,7 @@ class ReFLConfig:
     output_dir: str
     resolution: int = 512
     batch_size: int = 2
+    images_per_prompt: int = 1
     max_steps: int = 100
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-5
@@ -86,6 +89,8 @@ class ReFLConfig:
             raise ValueError(f"resolution {self.resolution} must be a multiple of 8")
         if self.batch_size < 1 or self.max_steps < 0 or self.gradient_accumulation_steps < 1:
             raise ValueError("batch_size and gradient_accumulation_steps must be >= 1, max_steps >= 0")
+        if self.images_per_prompt < 1:
+            raise ValueError("images_per_prompt must be >= 1")
         self.cycle = parse_loss_cycle(self.loss_cycle)
 
     def losses_at(self, step: int) -> frozenset[str]:

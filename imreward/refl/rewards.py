@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from imreward.normalize import check_normalization, normalize_scores
 from imreward.scoring import RewardScorer
 
 BRIGHTNESS = "brightness"
@@ -25,22 +26,41 @@ def freeze(scorer: nn.Module) -> nn.Module:
 
 
 class WeightedReward(nn.Module):
-    """``sum_i weight_i * scorer_i.score_tensor(pixels, prompts)``, each scorer frozen."""
+    """``sum_i weight_i * normalize(scorer_i.score_tensor(pixels, prompts))``, each scorer frozen.
 
-    def __init__(self, scorers: Sequence[nn.Module], weights: Sequence[float]) -> None:
+    Args:
+        scorers: differentiable scorers (``imreward.Scorer``).
+        weights: one per scorer.
+        normalization: ``"none"`` (raw scores) or ``"prompt-zscore"``: each scorer's scores are
+            z-scored within the images of one prompt before weighting (``imreward.normalize``), so
+            a batch needs several images per prompt; a prompt with one image contributes 0.
+    """
+
+    def __init__(self, scorers: Sequence[nn.Module], weights: Sequence[float], normalization: str = "none") -> None:
         super().__init__()
         if not scorers or len(scorers) != len(weights):
             raise ValueError(f"need one weight per scorer, got {len(scorers)} scorers and {len(weights)} weights")
         self.scorers = nn.ModuleList(freeze(scorer) for scorer in scorers)
         self.weights = [float(weight) for weight in weights]
+        self.normalization = check_normalization(normalization)
 
     def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
         """Weighted reward [B] (float32) for pixels [B, 3, H, W] in [0, 1]."""
+        prompt_list = [prompts] * pixels.shape[0] if isinstance(prompts, str) else list(prompts)
         total = None
         for scorer, weight in zip(self.scorers, self.weights):
-            scores = weight * scorer.score_tensor(pixels.to(_device_of(scorer, pixels)), prompts).float()
+            scores = scorer.score_tensor(pixels.to(_device_of(scorer, pixels)), prompt_list).float()
+            scores = weight * normalize_scores(scores, prompt_list, self.normalization)
             total = scores if total is None else total + scores.to(total.device)
         return total
+
+
+def with_normalization(reward: nn.Module, normalization: str) -> nn.Module:
+    """``reward`` (a scorer or a ``WeightedReward``) with its scores normalised as ``normalization``
+    says; ``"none"`` turns a ``WeightedReward``'s normalisation off (the raw weighted sum)."""
+    if isinstance(reward, WeightedReward):
+        return WeightedReward(list(reward.scorers), reward.weights, normalization)
+    return reward if check_normalization(normalization) == "none" else WeightedReward([reward], [1.0], normalization)
 
 
 def _device_of(module: nn.Module, default: torch.Tensor) -> torch.device:

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from imreward.refl import lora
 from imreward.refl.config import LOSS_NAMES, PRETRAIN, REFL, ReFLConfig
 from imreward.refl.diffusion import encode_prompts, initial_latents, pretraining_loss, reward_step_images
-from imreward.refl.rewards import freeze
+from imreward.refl.rewards import freeze, with_normalization
 from imreward.refl.validation import append_record, generate_images, save_grid
 
 STATE_FILE = "trainer_state.json"
@@ -154,7 +154,7 @@ class ReFLTrainer:
     def _refl_loss(self, generator: torch.Generator) -> dict:
         config, device, resolution = self.config, self.accelerator.device, self.config.resolution
         indices = torch.randint(len(self.prompts), (config.batch_size,), generator=generator)
-        prompts = [self.prompts[i] for i in indices]
+        prompts = [self.prompts[i] for i in indices for _ in range(config.images_per_prompt)]
         conditioning = encode_prompts(self.pipeline, prompts, resolution, resolution, device,
                                       guidance=config.guidance_scale > 1)
         latents = initial_latents(self.pipeline, len(prompts), resolution, resolution, generator, self.sampler,
@@ -227,7 +227,9 @@ class ReFLTrainer:
 
     def validate(self, prompts: list[str] | None = None) -> float | None:
         """Generate one image per validation prompt (fixed seeds), save the grid
-        ``validation/step_N.png``, log and return the mean reward (``None`` off the main process)."""
+        ``validation/step_N.png``, log and return the mean reward (``None`` off the main process).
+
+        The reward is the raw weighted sum: one image per prompt leaves nothing to normalise against."""
         prompts = prompts or self.config.validation_prompts
         if not self.accelerator.is_main_process or not prompts:
             return None
@@ -236,7 +238,7 @@ class ReFLTrainer:
             images = generate_images(self.pipeline, self.sampling_unet, self.sampler, prompts, config.resolution,
                                      config.validation_seed, config.guidance_scale, config.batch_size)
             with torch.no_grad():
-                rewards = self.reward.score_tensor(images, prompts).float().cpu()
+                rewards = with_normalization(self.reward, "none").score_tensor(images, prompts).float().cpu()
         save_grid(images, self.output_dir / "validation" / f"step_{self.step:06d}.png")
         mean_reward = rewards.mean().item()
         append_record(self.output_dir / "validation.jsonl",

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from imreward.normalize import prompt_zscore
 from imreward.scoring import RewardScorer
 from imreward.serve.batcher import DynamicBatcher
 from imreward.serve.limits import BodySizeLimit, check_bearer_token
@@ -23,6 +24,7 @@ from imreward.serve.payload import (RequestError, ScoreRequest, decode_image_fie
 from imreward.serve.settings import ServeSettings
 
 logger = logging.getLogger("imreward.serve")
+BATCHED_SCORER_METHODS = ("preprocess", "encode_prompts", "score_preprocessed")
 
 
 def _prepare_image(model: RewardScorer, field: str | bytes) -> torch.Tensor | str:
@@ -31,6 +33,17 @@ def _prepare_image(model: RewardScorer, field: str | bytes) -> torch.Tensor | st
         return model.preprocess(decode_image_field(field))
     except Exception as error:  # a bad image fails its own item only (Pillow raises many types)
         return str(error)
+
+
+def prompt_normalized(scores: list[float | None], prompts: list[str]) -> list[float | None]:
+    """Z-scores of the scored images within each prompt's images (``imreward.normalize.prompt_zscore``);
+    None where the image has no score, 0.0 for a prompt with one scored image."""
+    valid = [i for i, score in enumerate(scores) if score is not None]
+    values = prompt_zscore(torch.tensor([scores[i] for i in valid], dtype=torch.float64), [prompts[i] for i in valid])
+    normalized: list[float | None] = [None] * len(scores)
+    for index, value in zip(valid, values.tolist()):
+        normalized[index] = value
+    return normalized
 
 
 class ScoringService:
@@ -117,6 +130,12 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
     """
     if not models:
         raise ValueError("give at least one model")
+    for name, model in models.items():
+        missing = [method for method in BATCHED_SCORER_METHODS if not hasattr(model, method)]
+        if missing:
+            raise ValueError(f"model {name!r} ({type(model).__name__}) cannot be served: the server batches "
+                             "preprocessed images, which needs an imreward.RewardScorer "
+                             f"(missing {', '.join(missing)})")
     settings = settings or ServeSettings()
     for model in models.values():
         model.max_pixels = settings.max_pixels
@@ -165,7 +184,8 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
             parsed = await read_score_request(request, settings)
             scores, errors = await service.score(parsed)
             status = 200
-            return score_response(scores, errors, wants_msgpack(request))
+            normalized = prompt_normalized(scores, parsed.prompts) if parsed.normalize else None
+            return score_response(scores, errors, wants_msgpack(request), normalized=normalized)
         except RequestError as error:
             status = error.status
             raise

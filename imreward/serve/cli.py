@@ -47,8 +47,12 @@ def register(subparsers) -> None:
     serve.set_defaults(handler=_serve)
 
     dataset = subparsers.add_parser("score-dataset", help="score a folder tree, manifest or ImageRewardDB dataset "
-                                                          "into parquet / JSON lines (resumable, torchrun-sharded)")
+                                                          "into parquet / JSON lines (resumable, torchrun-sharded)",
+                                    conflict_handler="resolve")
     add_model_arguments(dataset)
+    dataset.add_argument("--model", action="append", metavar="[NAME=]MODEL",
+                         help=f"scorer to run (default {DEFAULT_MODEL}); repeat for several in one pass over the "
+                              "images, each image decoded once, into one column score_NAME per model")
     dataset.add_argument("input", type=Path,
                          help="image folder tree, manifest (.jsonl/.csv/.parquet), ImageRewardDB folder, or a "
                               "published dataset by hub id (THUDM/ImageRewardDB, ymhao/HPDv2, "
@@ -64,6 +68,17 @@ def register(subparsers) -> None:
     dataset.add_argument("--no-merge", action="store_true", help="leave the part files; merge in a later run")
     dataset.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     dataset.set_defaults(handler=_score_dataset)
+
+
+def model_specs(specs: list[str] | None) -> dict[str, str]:
+    """Name -> scorer spec of each ``--model`` (default ``DEFAULT_MODEL``); refuses two with one name."""
+    models: dict[str, str] = {}
+    for spec in specs or [DEFAULT_MODEL]:
+        name, source = parse_model_spec(spec)
+        if name in models:
+            raise SystemExit(f"two models are named {name!r}: give them names with NAME=MODEL")
+        models[name] = source
+    return models
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -91,12 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise SystemExit("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    models = {}
-    for spec in args.model or [DEFAULT_MODEL]:
-        name, source = parse_model_spec(spec)
-        if name in models:
-            raise SystemExit(f"two models are named {name!r}: give them names with NAME=MODEL")
-        models[name] = load_model_from_args(argparse.Namespace(**{**vars(args), "model": source})).eval()
+    models = {name: load_model_from_args(args, source) for name, source in model_specs(args.model).items()}
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                              max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
                              max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
@@ -104,7 +114,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.token:
         print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
               f"(set --token or ${TOKEN_ENV})", file=sys.stderr)
-    uvicorn.run(create_app(models, settings), host=args.host, port=args.port, log_level=args.log_level,
+    try:
+        app = create_app(models, settings)
+    except ValueError as error:
+        raise SystemExit(f"imreward serve: {error}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=args.graceful_timeout, limit_concurrency=args.limit_concurrency)
     return 0
 
@@ -112,4 +126,4 @@ def _serve(args: argparse.Namespace) -> int:
 def _score_dataset(args: argparse.Namespace) -> int:
     from imreward.serve.dataset_scoring import score_dataset_command
 
-    return score_dataset_command(args)
+    return score_dataset_command(args, model_specs(args.model))

@@ -1,6 +1,8 @@
 """``imreward score-dataset``: batched scoring of large image sets, resumable and sharded by torchrun.
 
-Rows are decoded in ``torch.utils.data.DataLoader`` worker processes and scored in batches. Results
+Rows are decoded in ``torch.utils.data.DataLoader`` worker processes and scored in batches, by one
+model or several in the same pass: each image is decoded once, preprocessed once per distinct
+preprocessing, and scored by every model into its own column. Results
 go to parquet part files in ``<output>.parts/``, each written to a temporary name and renamed
 when complete, so a crash loses at most the rows not yet committed; a restarted run skips every
 key already in a part. Under torchrun each rank scores the rows with ``key % WORLD_SIZE == RANK``
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable, Hashable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,49 +25,97 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from imreward.image_io import load_image
+from imreward.image_io import DEFAULT_MAX_PIXELS, load_image
 from imreward.preprocess import PilPreprocessor
-from imreward.scoring import RewardScorer
+from imreward.scoring import Scorer
 from imreward.serve.dataset_inputs import ScoringRow, image_source, read_rows
 
-RESULT_SCHEMA = pa.schema([("key", pa.int64()), ("prompt", pa.string()), ("image", pa.string()),
-                           ("score", pa.float64()), ("error", pa.string())])
 BARRIER_TIMEOUT = timedelta(hours=12)
+ROW_FIELDS = ("key", "prompt", "image", "error")
+PIL_IMAGE = "pil"  # the preprocessing slot of scorers without ``pil_preprocess``: the decoded image itself
+
+
+def score_columns(names: list[str]) -> list[str]:
+    """The result's score columns: ``score`` for one model, ``score_<name>`` for each of several."""
+    return ["score"] if len(names) == 1 else [f"score_{name}" for name in names]
+
+
+def result_schema(columns: list[str]) -> pa.Schema:
+    return pa.schema([("key", pa.int64()), ("prompt", pa.string()), ("image", pa.string()),
+                      *[(column, pa.float64()) for column in columns], ("error", pa.string())])
+
+
+def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Callable | None], dict[str, Hashable]]:
+    """The distinct PIL preprocessings of ``models`` and which one each model uses.
+
+    Scorers whose ``PilPreprocessor`` has the same size, mean and std share one tensor per image;
+    a scorer without ``pil_preprocess`` (only the ``Scorer`` protocol) gets the decoded image.
+    """
+    slots: dict[Hashable, Callable | None] = {}
+    slot_of: dict[str, Hashable] = {}
+    for name, model in models.items():
+        preprocess = getattr(model, "pil_preprocess", None)
+        if preprocess is None:
+            slot = PIL_IMAGE
+        elif isinstance(preprocess, PilPreprocessor):
+            slot = (preprocess.size, *(tuple(stat.flatten().tolist()) for stat in (preprocess.mean, preprocess.std)))
+        else:
+            slot = id(preprocess)
+        slots.setdefault(slot, preprocess)
+        slot_of[name] = slot
+    return slots, slot_of
 
 
 class DecodingDataset(Dataset):
-    """Row -> (key, pixels [3, S, S] or None, error message or None), run in DataLoader workers."""
+    """Row -> (key, {slot: pixels [3, S, S] or the PIL image}, error message or None), run in DataLoader
+    workers. Each image is decoded once, then preprocessed once per distinct preprocessing slot."""
 
-    def __init__(self, rows: list[ScoringRow], preprocess: PilPreprocessor, max_pixels: int) -> None:
-        self.rows, self.preprocess, self.max_pixels = rows, preprocess, max_pixels
+    def __init__(self, rows: list[ScoringRow], preprocessors: dict[Hashable, Callable | None], max_pixels: int) -> None:
+        self.rows, self.preprocessors, self.max_pixels = rows, preprocessors, max_pixels
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, dict[Hashable, torch.Tensor | Image.Image], str | None]:
         row = self.rows[index]
         try:
-            return row.key, self.preprocess(load_image(image_source(row.image), self.max_pixels)), None
+            image = load_image(image_source(row.image), self.max_pixels)
         except Exception as error:  # a bad image fails its own row (Pillow raises many types)
-            message = str(error)
-            return row.key, None, message if row.image in message else f"{row.image}: {message}"
+            return row.key, {}, self._message(row, error)
+        prepared, errors = {}, []
+        for slot, preprocess in self.preprocessors.items():
+            try:
+                prepared[slot] = image if preprocess is None else preprocess(image)
+            except Exception as error:
+                errors.append(self._message(row, error))
+        return row.key, prepared, "; ".join(errors) or None
+
+    @staticmethod
+    def _message(row: ScoringRow, error: Exception) -> str:
+        message = str(error)
+        return message if row.image in message else f"{row.image}: {message}"
 
 
-def collate_decoded(items: list[tuple[int, torch.Tensor | None, str | None]]) -> dict:
-    """Keys, the stacked pixels [V, 3, S, S] of the V decodable rows, their positions and the errors."""
-    valid = [i for i, (_, pixels, _) in enumerate(items) if pixels is not None]
-    return {"keys": [key for key, _, _ in items], "valid": valid, "errors": [error for _, _, error in items],
-            "pixels": torch.stack([items[i][1] for i in valid]) if valid else None}
+def collate_decoded(items: list[tuple[int, dict, str | None]]) -> dict:
+    """Keys, errors and per slot: the positions of the rows it holds and their stacked pixels
+    [V, 3, S, S] (a list of images for the ``PIL_IMAGE`` slot)."""
+    batch: dict = {"keys": [key for key, _, _ in items], "errors": [error for _, _, error in items], "slots": {}}
+    for slot in dict.fromkeys(slot for _, prepared, _ in items for slot in prepared):
+        positions = [i for i, (_, prepared, _) in enumerate(items) if slot in prepared]
+        values = [items[i][1][slot] for i in positions]
+        batch["slots"][slot] = (positions, values if slot == PIL_IMAGE else torch.stack(values))
+    return batch
 
 
 class PartWriter:
     """Buffers result rows and commits them as parquet part files (write, fsync, atomic rename)."""
 
-    def __init__(self, folder: Path, rank: int, rows_per_part: int) -> None:
-        self.folder, self.rank, self.rows_per_part = folder, rank, rows_per_part
+    def __init__(self, folder: Path, rank: int, rows_per_part: int, schema: pa.Schema) -> None:
+        self.folder, self.rank, self.rows_per_part, self.schema = folder, rank, rows_per_part, schema
         self.buffer: list[dict] = []
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -78,7 +129,7 @@ class PartWriter:
             return
         name = f"part-{self.rank:05d}-{uuid.uuid4().hex[:12]}.parquet"
         temporary = self.folder / f".{name}.tmp"
-        pq.write_table(pa.Table.from_pylist(self.buffer, schema=RESULT_SCHEMA), temporary)
+        pq.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema), temporary)
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, self.folder / name)
@@ -94,45 +145,70 @@ def parts_folder(output: Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def committed_keys(folder: Path) -> set[int]:
-    """Keys already in committed part files (temporary files of a crashed run are ignored)."""
+def committed_keys(folder: Path, columns: list[str]) -> set[int]:
+    """Keys already in committed part files (temporary files of a crashed run are ignored).
+
+    Raises:
+        SystemExit: the parts hold other score columns (an earlier run with other models).
+    """
     keys: set[int] = set()
     for part in sorted(folder.glob("part-*.parquet")):
+        found = [name for name in pq.read_schema(part).names if name not in ROW_FIELDS]
+        if found != columns:
+            raise SystemExit(f"{folder} holds the scores of an earlier run with columns {found}, not {columns}: "
+                             "rerun with the same --model list, or delete the folder to start again")
         keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
     return keys
 
 
-def score_rows(model: RewardScorer, rows: list[ScoringRow], writer: PartWriter, batch_size: int,
+def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWriter, batch_size: int,
                num_workers: int, progress: bool = True) -> int:
-    """Score ``rows`` into ``writer``; returns how many rows failed to load."""
+    """Score ``rows`` with every model into ``writer`` (one column per model, named as ``score_columns``
+    says), decoding each image once; returns how many rows failed to load for some model."""
     by_key = {row.key: row for row in rows}
-    loader = DataLoader(DecodingDataset(rows, model.pil_preprocess, model.max_pixels), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=collate_decoded, pin_memory=model.device.type == "cuda",
-                        prefetch_factor=4 if num_workers else None)
+    slots, slot_of = preprocessing_slots(models)
+    columns = dict(zip(models, score_columns(list(models))))
+    max_pixels = min(getattr(model, "max_pixels", DEFAULT_MAX_PIXELS) for model in models.values())
+    on_gpu = any(_device_type(model) == "cuda" for model in models.values())
+    loader = DataLoader(DecodingDataset(rows, slots, max_pixels), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate_decoded, pin_memory=on_gpu, prefetch_factor=4 if num_workers else None)
     failed = 0
     with tqdm(total=len(rows), unit="img", desc="scoring", disable=not progress, smoothing=0.1) as bar:
         for batch in loader:
-            scores: list[float | None] = [None] * len(batch["keys"])
-            if batch["valid"]:
-                prompts = [by_key[batch["keys"][i]].prompt for i in batch["valid"]]
-                values = model.score_preprocessed(batch["pixels"], model.encode_prompts(prompts)).tolist()
-                for position, value in zip(batch["valid"], values):
-                    scores[position] = value
+            results = [{"key": key, "prompt": by_key[key].prompt, "image": by_key[key].image, "error": error,
+                        **dict.fromkeys(columns.values())} for key, error in zip(batch["keys"], batch["errors"])]
+            for name, model in models.items():
+                positions, inputs = batch["slots"].get(slot_of[name], ([], None))
+                if positions:
+                    prompts = [results[i]["prompt"] for i in positions]
+                    for position, value in zip(positions, _scores(model, inputs, prompts)):
+                        results[position][columns[name]] = value
             failed += sum(error is not None for error in batch["errors"])
-            writer.add([{"key": key, "prompt": by_key[key].prompt, "image": by_key[key].image, "score": score,
-                         "error": error} for key, score, error in zip(batch["keys"], scores, batch["errors"])])
+            writer.add(results)
             bar.update(len(batch["keys"]))
     writer.flush()
     return failed
 
 
-def merge_parts(folder: Path, output: Path, expected_rows: int) -> bool:
+def _scores(model: Scorer, inputs: torch.Tensor | list[Image.Image], prompts: list[str]) -> list[float]:
+    """Scores of preprocessed pixels (a ``RewardScorer``), or of decoded images through ``score_batch``."""
+    if isinstance(inputs, torch.Tensor):
+        return model.score_preprocessed(inputs, model.encode_prompts(prompts)).tolist()
+    return model.score_batch(prompts, inputs, batch_size=len(inputs))
+
+
+def _device_type(model: Scorer) -> str:
+    device = getattr(model, "device", None)
+    return torch.device(device).type if device is not None else "cpu"
+
+
+def merge_parts(folder: Path, output: Path, expected_rows: int, schema: pa.Schema) -> bool:
     """Write every committed row, once per key and sorted by key, to ``output`` (.parquet or .jsonl).
 
     Returns False (and writes nothing) while rows are missing.
     """
     parts = sorted(folder.glob("part-*.parquet"))
-    table = pa.concat_tables([pq.read_table(part) for part in parts]) if parts else RESULT_SCHEMA.empty_table()
+    table = pa.concat_tables([pq.read_table(part) for part in parts]) if parts else schema.empty_table()
     table = table.sort_by("key")
     keys = table.column("key").to_numpy()
     if len(keys) > 1:
@@ -163,7 +239,8 @@ def _distributed_rank() -> tuple[int, int, int]:
             int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def score_dataset_command(args: argparse.Namespace) -> int:
+def score_dataset_command(args: argparse.Namespace, models: dict[str, str]) -> int:
+    """Run ``imreward score-dataset``; ``models`` maps each result name to the scorer spec to load."""
     from imreward.cli import load_model_from_args
 
     rank, world, local_rank = _distributed_rank()
@@ -181,14 +258,15 @@ def score_dataset_command(args: argparse.Namespace) -> int:
         torch.distributed.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
     if args.device is None and world > 1 and torch.cuda.is_available():
         args = argparse.Namespace(**{**vars(args), "device": f"cuda:{local_rank}"})
-    model = load_model_from_args(args).eval()
-    done = committed_keys(folder) if folder.exists() else set()
+    scorers = {name: load_model_from_args(args, spec) for name, spec in models.items()}
+    columns = score_columns(list(scorers))
+    done = committed_keys(folder, columns) if folder.exists() else set()
     todo = [row for row in rows if row.key % world == rank and row.key not in done]
     workers = args.num_workers if args.num_workers is not None else max(1, (os.cpu_count() or 2) // world - 1)
     if rank == 0 and done:
         print(f"resuming: {len(done)} of {len(rows)} rows already scored", file=sys.stderr)
-    failed = score_rows(model, todo, PartWriter(folder, rank, args.rows_per_part), args.batch_size, workers,
-                        progress=not args.quiet and rank == 0)
+    writer = PartWriter(folder, rank, args.rows_per_part, result_schema(columns))
+    failed = score_rows(scorers, todo, writer, args.batch_size, workers, progress=not args.quiet and rank == 0)
     if failed:
         print(f"rank {rank}: {failed} images could not be loaded (score null, see the error column)",
               file=sys.stderr)
@@ -196,7 +274,7 @@ def score_dataset_command(args: argparse.Namespace) -> int:
         torch.distributed.barrier()
     complete = True
     if rank == 0 and not args.no_merge:
-        complete = merge_parts(folder, args.output, len(rows))
+        complete = merge_parts(folder, args.output, len(rows), result_schema(columns))
         if complete:
             print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
     if synchronized:

@@ -3,8 +3,10 @@
 Request fields, whatever the encoding:
     ``prompts``: list of str, one per image or a single one for all (``prompt``: str also accepted);
     ``images``: list of encoded PNG/JPEG/WebP images (base64 strings in JSON, bytes in msgpack,
-    files in multipart); ``model``: optional name of a loaded model.
-Response: ``{"scores": [float | null, ...], "errors": [{"index": i, "message": str}, ...]}``.
+    files in multipart); ``model``: optional name of a loaded model (default: the first);
+    ``normalize``: optional ``"prompt-zscore"`` (or ``"prompt"``) to add z-scores within each prompt's images.
+Response: ``{"scores": [float | null, ...], "errors": [{"index": i, "message": str}, ...]}``, plus
+``"normalized": [float | null, ...]`` when the request asked for it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import msgpack
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from imreward.normalize import PROMPT_ZSCORE
 from imreward.serve.settings import ServeSettings
 
 JSON_TYPES = ("application/json",)
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 MULTIPART_TYPE = "multipart/form-data"
 MAX_PROMPT_CHARS = 10_000
+REQUEST_FIELDS = frozenset({"prompts", "prompt", "images", "model", "normalize"})
+NORMALIZE_VALUES = ("none", PROMPT_ZSCORE, "prompt")
 
 
 class RequestError(Exception):
@@ -42,6 +47,7 @@ class ScoreRequest:
     prompts: list[str]
     images: list[str | bytes]
     model: str | None
+    normalize: bool = False  # add per-prompt z-scores to the response
 
 
 def media_type(header: str | None) -> str:
@@ -95,10 +101,10 @@ async def _read_multipart(request: Request, settings: ServeSettings) -> dict[str
                 raise RequestError(422, f"images[{len(images)}]: expected a file part, got a text field", "fields")
             images.append(await item.read())
         fields: dict[str, object] = {"images": images, "prompts": list(form.getlist("prompts"))}
-        for name in ("prompt", "model"):
+        for name in ("prompt", "model", "normalize"):
             if name in form:
                 fields[name] = form[name]
-        unknown = set(form.keys()) - {"images", "prompts", "prompt", "model"}
+        unknown = set(form.keys()) - REQUEST_FIELDS
         if unknown:
             raise RequestError(422, f"unknown form fields: {sorted(unknown)}", "fields")
     return fields
@@ -108,7 +114,7 @@ def validate_fields(fields: object, settings: ServeSettings) -> ScoreRequest:
     """Check field types and counts; broadcast a single prompt to every image."""
     if not isinstance(fields, dict):
         raise RequestError(422, "the body must be an object with 'prompts' and 'images'", "fields")
-    unknown = set(fields) - {"prompts", "prompt", "images", "model"}
+    unknown = set(fields) - REQUEST_FIELDS
     if unknown:
         raise RequestError(422, f"unknown fields: {sorted(map(str, unknown))}", "fields")
     images = fields.get("images")
@@ -132,7 +138,10 @@ def validate_fields(fields: object, settings: ServeSettings) -> ScoreRequest:
     model = fields.get("model")
     if model is not None and not isinstance(model, str):
         raise RequestError(422, "'model' must be a string", "fields")
-    return ScoreRequest(prompts, images, model)
+    normalize = fields.get("normalize", "none")
+    if normalize not in NORMALIZE_VALUES:
+        raise RequestError(422, f"'normalize' must be one of {', '.join(map(repr, NORMALIZE_VALUES))}", "fields")
+    return ScoreRequest(prompts, images, model, normalize != "none")
 
 
 def _prompt_list(fields: dict) -> list[str]:
@@ -159,8 +168,11 @@ def decode_image_field(image: str | bytes) -> bytes:
         raise ValueError(f"invalid base64 ({error})") from error
 
 
-def score_response(scores: list[float | None], errors: list[dict], as_msgpack: bool, status: int = 200) -> Response:
+def score_response(scores: list[float | None], errors: list[dict], as_msgpack: bool, status: int = 200,
+                   normalized: list[float | None] | None = None) -> Response:
     content = {"scores": scores, "errors": errors}
+    if normalized is not None:
+        content["normalized"] = normalized
     if as_msgpack:
         return Response(msgpack.packb(content), status_code=status, media_type=MSGPACK_TYPES[0])
     return JSONResponse(content, status_code=status)

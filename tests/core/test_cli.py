@@ -53,3 +53,35 @@ def test_missing_inputs_are_a_usage_error(saved_model):
 def test_a_missing_model_is_reported_without_a_traceback(tmp_path, capsys, image_files):
     assert main(["score", "--model", str(tmp_path / "nowhere.pt"), "--prompt", "x", str(image_files[0])]) == 2
     assert "imreward: error:" in capsys.readouterr().err
+
+
+def test_models_lists_each_scorer_with_source_size_licence_and_training_data(capsys, monkeypatch):
+    from imreward import hub
+
+    monkeypatch.setitem(hub._SCORERS, "test-scorer", hub.ScorerInfo(
+        "tests:unused", source="hf://someone/test-scorer/weights.safetensors", licence="CC-BY-NC-4.0",
+        size="ViT-B/32, 151M", trained_on="10k made-up comparisons"))
+    monkeypatch.setitem(hub._SCORERS, "bare", hub.ScorerInfo("tests:unused"))
+    assert main(["models", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed["test-scorer"] == {"name": "test-scorer", "source": "hf://someone/test-scorer/weights.safetensors",
+                                     "licence": "CC-BY-NC-4.0", "size": "ViT-B/32, 151M",
+                                     "trained_on": "10k made-up comparisons"}
+    assert listed["ImageReward-v1.0"]["licence"] == "Apache-2.0" and listed["CLIP"]["licence"] == "MIT"
+    assert set(listed) >= {"ImageReward-v1.0", "CLIP", "BLIP", "Aesthetic", "bare"}
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "LICENCE", "SIZE", "TRAINED", "ON", "SOURCE"]
+    row = next(line for line in lines if line.startswith("test-scorer"))
+    assert row.split("  ")[0] == "test-scorer" and "CC-BY-NC-4.0" in row and "10k made-up comparisons" in row
+    assert next(line for line in lines if line.startswith("bare")).split() == ["bare", "-", "-", "-", "-"]
+
+
+def test_model_table_wraps_long_cells_to_the_width():
+    from imreward.cli import format_table
+
+    rows = [{"name": "m", "text": "one two three four five six"}]
+    table = format_table(rows, (("name", "NAME"), ("text", "TEXT")), ("text",), width=20)
+    assert table.splitlines() == ["NAME  TEXT", "m     one two three", "      four five six"]

@@ -41,3 +41,13 @@ def test_refl_command_needs_exactly_one_pipeline_source(tmp_path):
     with pytest.raises(SystemExit, match="exactly one"):
         main(["refl", "--prompts", str(tmp_path / "prompts.txt"), "--output-dir", str(tmp_path), "--reward",
               "brightness", "--validation-count", "1"])
+
+
+def test_prompt_normalisation_needs_several_images_per_prompt(tmp_path):
+    (tmp_path / "prompts.txt").write_text("a\nb\n")
+    common = ["refl", "--prompts", str(tmp_path / "prompts.txt"), "--output-dir", str(tmp_path), "--reward",
+              "brightness", "--validation-count", "1", "--random-pipeline", "tiny"]
+    with pytest.raises(SystemExit, match="--images-per-prompt 2 or more"):
+        main([*common, "--reward-normalization", "prompt-zscore"])
+    with pytest.raises(SystemExit, match="unknown reward normalization 'rank'"):
+        main([*common, "--reward-normalization", "rank", "--images-per-prompt", "2"])

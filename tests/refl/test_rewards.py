@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imreward.refl.rewards import RegionBrightness, WeightedReward, load_reward, parse_reward_spec
+from imreward.refl.rewards import RegionBrightness, WeightedReward, load_reward, parse_reward_spec, with_normalization
 from imreward.testing import tiny_model
 
 
@@ -61,3 +61,38 @@ def test_load_reward_builds_a_weighted_sum_from_names_and_paths(tmp_path):
     pixels = torch.rand(1, 3, 32, 32)
     expected = 3 * single.score_tensor(pixels, "x") + tiny_model().score_tensor(pixels, "x")
     torch.testing.assert_close(combined.score_tensor(pixels, "x"), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_prompt_zscore_normalises_each_reward_per_prompt_before_weighting():
+    brightness, model = RegionBrightness(image_size=32), tiny_model()
+    reward = WeightedReward([brightness, model], [0.5, 2.0], normalization="prompt-zscore")
+    pixels = torch.rand(5, 3, 32, 32, requires_grad=True)
+    prompts = ["a cat", "a cat", "a dog", "a dog", "a cow"]
+
+    def hand_zscore(values: torch.Tensor) -> torch.Tensor:
+        result = torch.zeros_like(values)
+        for group in ([0, 1], [2, 3]):  # "a cow" has one image: 0
+            chosen = values[group]
+            result[group] = (chosen - chosen.mean()) / chosen.std(unbiased=False)
+        return result
+
+    expected = (0.5 * hand_zscore(brightness.score_tensor(pixels, prompts))
+                + 2.0 * hand_zscore(model.score_tensor(pixels, prompts)))
+    scores = reward.score_tensor(pixels, prompts)
+    torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-4)
+    assert scores[4].item() == 0.0
+    scores.sum().backward()
+    assert torch.isfinite(pixels.grad).all() and all(pixels.grad[i].abs().sum() > 0 for i in range(4))
+    assert pixels.grad[4].abs().sum() == 0  # a prompt with one image passes no gradient
+
+
+def test_with_normalization_wraps_a_single_scorer_and_turns_off_again():
+    brightness = RegionBrightness(image_size=32)
+    normalised = with_normalization(brightness, "prompt-zscore")
+    pixels = torch.rand(2, 3, 32, 32)
+    assert normalised.score_tensor(pixels, "one prompt").abs().tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    raw = with_normalization(normalised, "none")
+    torch.testing.assert_close(raw.score_tensor(pixels, "one prompt"), brightness.score_tensor(pixels, "one prompt"))
+    assert with_normalization(brightness, "none") is brightness
+    with pytest.raises(ValueError, match="unknown reward normalization"):
+        WeightedReward([brightness], [1.0], normalization="rank")

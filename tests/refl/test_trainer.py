@@ -167,3 +167,24 @@ def test_lora_export_loads_into_a_fresh_pipeline(tmp_path):
 def test_unknown_loss_names_raise(tmp_path):
     with pytest.raises(ValueError, match="unknown loss"):
         tiny_trainer(tmp_path).compute_loss("noise")
+
+
+def test_images_per_prompt_with_a_normalised_reward(tmp_path):
+    from imreward.refl.rewards import RegionBrightness, with_normalization
+
+    scored = []
+
+    class Recording(RegionBrightness):
+        def score_tensor(self, pixels, prompts):
+            scored.append(list(prompts))
+            return super().score_tensor(pixels, prompts)
+
+    reward = with_normalization(Recording(image_size=RESOLUTION), "prompt-zscore")
+    trainer = tiny_trainer(tmp_path, reward=reward, images_per_prompt=3, reward_threshold=5.0)
+    parts = trainer.compute_loss(REFL)
+    prompts = scored[-1]
+    assert len(prompts) == 6 and prompts[0::3] == prompts[1::3] == prompts[2::3]
+    assert parts["reward"] == pytest.approx(0.0, abs=1e-5)  # z-scores average to 0 within each prompt
+    parts["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.sampling_unet.parameters())
+    assert 0.0 < trainer.validate(["a cat", "a dog"]) < 1.0  # the raw brightness; normalised, one image would be 0

@@ -26,7 +26,11 @@ def test_client_scores_equal_the_offline_api(server, model_dirs, tmp_path):
             client.score("a", [encoded_image(1)], model="nope")
         assert refused.value.status == 404
         detailed = client.score_detailed(["a", "b"], [encoded_image(1), b"broken"])
-        assert detailed.scores[1] is None and detailed.errors[0]["index"] == 1
+        assert detailed.scores[1] is None and detailed.errors[0]["index"] == 1 and detailed.normalized is None
+        normalized = client.score_detailed("a teal square", images, normalize="prompt-zscore").normalized
+        mean = sum(expected) / 3
+        std = (sum((value - mean) ** 2 for value in expected) / 3) ** 0.5
+        assert normalized == pytest.approx([(value - mean) / std for value in expected], abs=1e-4)
 
 
 def test_async_client_concurrent_requests(server, model_dirs):
