@@ -77,6 +77,14 @@ def random_vae(channels: tuple[int, ...], layers_per_block: int, image_size: int
         up_block_types=("UpDecoderBlock2D",) * len(channels), sample_size=image_size, **config)
 
 
+def inference_mode(pipeline):
+    """Every module of ``pipeline`` in eval mode (no dropout), as ``from_pretrained`` leaves them."""
+    for component in pipeline.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    return pipeline
+
+
 def random_t5_encoder(vocab_size: int, width: int, layers: int, heads: int, feed_forward: int):
     """A T5 encoder (the third text encoder of SD3, the second of FLUX) with random weights."""
     from transformers import T5Config, T5EncoderModel

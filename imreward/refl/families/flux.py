@@ -75,7 +75,7 @@ def build_random_flux_pipeline(preset: str = "tiny", image_size: int = 32, seed:
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from imreward.refl.components import byte_level_clip_tokenizer, random_t5_encoder, random_vae
+    from imreward.refl.components import byte_level_clip_tokenizer, inference_mode, random_t5_encoder, random_vae
 
     sizes = FLUX_SIZES[preset]
     torch.manual_seed(seed)
@@ -94,5 +94,5 @@ def build_random_flux_pipeline(preset: str = "tiny", image_size: int = 32, seed:
     # FLUX.1-dev's scheduler config: resolution-dependent shift.
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=256, max_image_seq_len=4096)
-    return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                        text_encoder_2=t5, tokenizer_2=tokenizer, transformer=transformer)
+    return inference_mode(FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                       text_encoder_2=t5, tokenizer_2=tokenizer, transformer=transformer))

@@ -87,7 +87,7 @@ def build_random_sd3_pipeline(preset: str = "tiny", image_size: int = 32, seed: 
     """
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
-    from imreward.refl.components import byte_level_clip_tokenizer, random_t5_encoder, random_vae
+    from imreward.refl.components import byte_level_clip_tokenizer, inference_mode, random_t5_encoder, random_vae
 
     sizes = SD3_SIZES[preset]
     torch.manual_seed(seed)
@@ -105,7 +105,7 @@ def build_random_sd3_pipeline(preset: str = "tiny", image_size: int = 32, seed: 
     latent_size = image_size // 2 ** (len(vae_sizes["channels"]) - 1)
     transformer_config = {"sample_size": latent_size, "pos_embed_max_size": latent_size, **sizes["transformer"]}
     transformer = SD3Transformer2DModel(**transformer_config)
-    return StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                    vae=vae, text_encoder=encoders[0], tokenizer=tokenizer,
-                                    text_encoder_2=encoders[1], tokenizer_2=tokenizer, text_encoder_3=t5,
-                                    tokenizer_3=tokenizer)
+    return inference_mode(StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=encoders[0], tokenizer=tokenizer, text_encoder_2=encoders[1], tokenizer_2=tokenizer,
+        text_encoder_3=t5, tokenizer_3=tokenizer))
