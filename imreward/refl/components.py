@@ -159,10 +159,10 @@ def load_pipeline(name_or_path: str | os.PathLike, revision: str | None = None, 
 
     from imreward.refl.families import family_of, family_of_folder
 
-    if Path(name_or_path).is_dir():
-        family_of_folder(name_or_path)
-    # Pipelines without a safety checker ignore these two arguments with a warning.
-    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant,
-                                                 safety_checker=None, requires_safety_checker=False)
+    no_safety_checker = {"safety_checker": None, "requires_safety_checker": False}
+    if Path(name_or_path).is_dir() and family_of_folder(name_or_path).name != "sd":
+        no_safety_checker = {}
+    # Pipelines without a safety checker (SDXL) ignore these two arguments with a warning.
+    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant, **no_safety_checker)
     family_of(pipeline)
     return pipeline

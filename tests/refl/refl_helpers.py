@@ -42,10 +42,12 @@ def flow_pipeline(family: str):
 
 
 def flow_trainer(output_dir, family: str, reward=None, monitors=None, **overrides) -> ReFLTrainer:
-    """A trainer over a tiny flow-matching pipeline: 4 sampler steps, the brightness reward."""
+    """A trainer over a tiny flow-matching pipeline: 4 sampler steps, the brightness reward;
+    ``monitors`` maps names to scorers."""
     from imreward.refl import RegionBrightness
 
-    settings = dict(resolution=FLOW_RESOLUTION, num_inference_steps=4, refl_step_range=None)
+    settings = dict(resolution=FLOW_RESOLUTION, num_inference_steps=4, refl_step_range=None,
+                    monitors=list(monitors or {}))
     settings.update(overrides)
     reward = reward if reward is not None else RegionBrightness(image_size=FLOW_RESOLUTION)
     return ReFLTrainer(flow_pipeline(family), reward, tiny_config(output_dir, **settings), TRAIN_PROMPTS,
@@ -73,4 +75,4 @@ def dark_monitor(device=None, download_root=None):
         def forward(self, pixel_values, **text):
             return 1 - super().forward(pixel_values, **text)
 
-    return Darkness(image_size=FLOW_RESOLUTION)
+    return Darkness()  # the same box and size as the "brightness" reward
