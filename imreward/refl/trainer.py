@@ -298,7 +298,7 @@ class ReFLTrainer:
             monitors = {name: scorer.score_tensor(images, prompts).float().mean().item()
                         for name, scorer in self.monitors.items()}
         save_grid(images, folder / f"step_{self.step:06d}.png")
-        self._save_before_after(images, folder)
+        save_before_after(images, folder, self.step)
         mean_reward = rewards.mean().item()
         record = {"step": self.step, "mean_reward": mean_reward, "rewards": rewards.tolist()}
         if monitors:
@@ -313,19 +313,6 @@ class ReFLTrainer:
                               **{f"validation/monitor/{name}": value for name, value in monitors.items()}},
                              step=self.step)
         return mean_reward
-
-    def _save_before_after(self, images: torch.Tensor, folder: Path) -> None:
-        """Keep the first validation's images (``before.safetensors``) and pair later ones with them."""
-        from safetensors.torch import load_file, save_file
-
-        before_file = folder / "before.safetensors"
-        if not before_file.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            save_file({"images": images.cpu().contiguous()}, str(before_file))
-            return
-        before = load_file(str(before_file))["images"]
-        if before.shape == images.shape:
-            save_before_after(before, images, folder / f"before_after_step_{self.step:06d}.png")
 
     # ---- checkpoints and export ----------------------------------------------------------------
 

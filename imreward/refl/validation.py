@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -49,12 +50,27 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, columns: int | None
     return path
 
 
-def save_before_after(before: torch.Tensor, after: torch.Tensor, path: str | os.PathLike) -> Path:
-    """One row per prompt: the image before tuning (left) and now (right); both [N, 3, H, W]."""
-    if before.shape != after.shape:
-        raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} images differ in shape")
-    pairs = torch.stack([before.cpu(), after.cpu()], dim=1).flatten(0, 1)
-    return save_grid(pairs, path, columns=2)
+def save_before_after(images: torch.Tensor, folder: str | os.PathLike, step: int) -> Path | None:
+    """Pair each validation image with the first validation's (kept as ``before.safetensors``):
+    ``before_after_step_N.png``, one row per prompt, before (left) and now (right).
+
+    The first call (nothing kept yet) stores ``images`` [N, 3, H, W] and returns ``None``.
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    before_file = folder / "before.safetensors"
+    if not before_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"images": images.cpu().contiguous()}, str(before_file))
+        return None
+    before = load_file(str(before_file))["images"]
+    if before.shape != images.shape:
+        warnings.warn(f"{before_file}: {tuple(before.shape)} images, now {tuple(images.shape)} (the validation "
+                      "prompts or resolution changed): no before/after grid", stacklevel=2)
+        return None
+    pairs = torch.stack([before, images.cpu()], dim=1).flatten(0, 1)
+    return save_grid(pairs, folder / f"before_after_step_{step:06d}.png", columns=2)
 
 
 def append_record(path: str | os.PathLike, record: dict) -> None:
