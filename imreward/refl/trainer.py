@@ -262,10 +262,10 @@ class ReFLTrainer:
             self.validate()
         while self.step < config.max_steps and not self._stop_requested():
             self.train_step()
-            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                self.save_checkpoint()
             if validating and self.step % config.validation_every == 0:
                 self.validate()
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                self.save_checkpoint()  # after validating: it carries the guard's verdict on this step
         self.accelerator.wait_for_everyone()
         return self.history
 

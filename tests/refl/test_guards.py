@@ -33,10 +33,14 @@ def test_guard_keeps_the_best_reward_before_a_drop_and_stops_on_it():
 def test_monitor_drop_stops_training_and_keeps_the_best_weights(tmp_path):
     # The monitor starts at 1.0, dips by 0.25 (within the limit), then falls by 0.5 at the third validation (step 2).
     monitor = ScriptedMonitor([1.0, 0.75, 0.5])
-    trainer = flow_trainer(tmp_path, "flux", monitors={"scripted": monitor}, max_steps=6, validation_every=1,
-                           validation_prompts=VALIDATION_PROMPTS, stop_when_monitor_drops=0.3)
+    settings = dict(max_steps=6, validation_every=1, validation_prompts=VALIDATION_PROMPTS,
+                    stop_when_monitor_drops=0.3, checkpoint_every=2)
+    trainer = flow_trainer(tmp_path, "flux", monitors={"scripted": monitor}, **settings)
     history = trainer.train()
     assert len(history) == 2 and trainer.step == 2 and trainer.guard.stopped_at == 2
+    resumed = flow_trainer(tmp_path, "flux", monitors={"scripted": ScriptedMonitor([1.0])}, **settings)
+    assert resumed.resume("latest") == 2 and resumed.guard == trainer.guard
+    assert resumed.train() == [] and resumed.step == 2  # a stopped run stays stopped
     records = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
     assert [(r["step"], r["monitors"]["scripted"]) for r in records] == [(0, 1.0), (1, 0.75), (2, 0.5)]
     best = max(records[:2], key=lambda record: record["mean_reward"])
