@@ -152,8 +152,9 @@ def _refl_command(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate, max_grad_norm=args.max_grad_norm, lr_scheduler=args.lr_scheduler,
             lr_warmup_steps=args.lr_warmup_steps, num_inference_steps=args.num_inference_steps,
             method=args.method, backprop_steps=args.backprop_steps,
-            refl_step_range=tuple(args.refl_step_range) if args.refl_step_range else None, reward_weight=args.reward_weight,
-            reward_threshold=args.reward_threshold, guidance_scale=args.guidance_scale, loss_cycle=loss_cycle,
+            refl_step_range=tuple(args.refl_step_range) if args.refl_step_range else None,
+            reward_weight=args.reward_weight, reward_threshold=args.reward_threshold,
+            guidance_scale=args.guidance_scale, loss_cycle=loss_cycle,
             pretrain_weight=args.pretrain_weight, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
             gradient_checkpointing=args.gradient_checkpointing, use_ema=args.ema, ema_decay=args.ema_decay,
             mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
@@ -163,8 +164,8 @@ def _refl_command(args: argparse.Namespace) -> int:
             anchor_samples=args.anchor_samples)
     except ValueError as error:
         raise SystemExit(f"refl: {error}")
+    monitors = _monitors_from_args(args)  # before the (large) pipeline, so a bad name fails fast
     pipeline = _pipeline_from_args(args)
-    monitors = _monitors_from_args(args)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
     try:
         trainer = ReFLTrainer(pipeline, load_reward(args.reward or ["ImageReward-v1.0"],

@@ -97,7 +97,8 @@ def plot_curves(records: list[dict], path: str | os.PathLike) -> Path:
 
     series = {"reward (trained on)": [(r["step"], r["mean_reward"]) for r in records]}
     for name in sorted({name for record in records for name in record.get("monitors", {})}):
-        series[f"monitor: {name}"] = [(r["step"], r["monitors"][name]) for r in records if name in r.get("monitors", {})]
+        series[f"monitor: {name}"] = [(r["step"], r["monitors"][name]) for r in records
+                                      if name in r.get("monitors", {})]
     figure, axes = plt.subplots(len(series), 1, figsize=(6, 2.2 * len(series)), sharex=True, squeeze=False)
     for axis, (title, points) in zip(axes[:, 0], series.items()):
         steps, values = zip(*points) if points else ((), ())

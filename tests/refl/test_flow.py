@@ -103,7 +103,8 @@ def test_loss_is_weighted_relu_of_the_reward_and_gradients_reach_only_the_transf
         assert nonzero and all("lora_B" in name for name in nonzero)
     else:
         assert trainable == set(named)
-        assert sum(named[name].grad is not None and named[name].grad.abs().sum() > 0 for name in named) > len(named) // 2
+        reached = [name for name in named if named[name].grad is not None and named[name].grad.abs().sum() > 0]
+        assert len(reached) > len(named) // 2
     assert all(parameter.grad is None and not parameter.requires_grad for parameter in frozen_parameters(trainer))
 
 
