@@ -154,6 +154,8 @@ class ReFLTrainer:
         """The denoiser without distributed wrappers, for gradient-free sampling."""
         return self.accelerator.unwrap_model(self.model)
 
+    sampling_unet = sampling_model  # the name from when only UNets were tuned
+
     def _own_samples(self, count: int) -> list[tuple[torch.Tensor, str]]:
         """The anchor data: ``count`` images of the untuned generator for the training prompts
         (cycled), as (pixels [3, S, S] in [-1, 1], prompt) pairs."""
