@@ -180,3 +180,18 @@ def test_anchor_trains_the_denoising_loss_on_the_generators_own_samples(tmp_path
         from imreward.refl import ReFLTrainer
 
         ReFLTrainer(flow_pipeline("flux"), trainer.reward, trainer.config, TRAIN_PROMPTS, pretrain_data=[1])
+
+
+@pytest.mark.parametrize("class_name, family_name", [
+    ("StableDiffusionPipeline", "sd"), ("StableDiffusionXLPipeline", "sd"),
+    ("StableDiffusion3Pipeline", "sd3"), ("FluxPipeline", "flux")])
+def test_a_folders_family_is_read_from_its_model_index(tmp_path, class_name, family_name):
+    import json
+
+    from imreward.refl.families import family_of_folder
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": class_name}))
+    assert family_of_folder(tmp_path).name == family_name
+    (tmp_path / "model_index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the pipeline index"):
+        family_of_folder(tmp_path)
