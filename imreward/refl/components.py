@@ -1,15 +1,17 @@
-"""The Stable Diffusion components ReFL trains, held as a diffusers pipeline.
+"""The generator components ReFL trains, held as a diffusers pipeline.
 
-A ``StableDiffusionPipeline`` (SD 1.x/2.x) or ``StableDiffusionXLPipeline`` (SDXL) is the
-container: it loads and saves the folder layout, encodes prompts (one or two CLIP text encoders)
-and knows the VAE scale. ``build_random_pipeline`` makes one from configs with random weights and
-an offline byte-level tokenizer, for tests, the CPU demo and the GPU benchmark (no hub access).
+The pipeline (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1) is the container: it loads and saves the folder
+layout, encodes prompts and knows the VAE scale. ``build_random_pipeline`` makes a Stable
+Diffusion one from configs with random weights and an offline byte-level tokenizer, for tests, the
+CPU demo and the GPU benchmark (no hub access); the SD3 and FLUX families build theirs in
+``imreward.refl.families``, from the shared VAE, T5 and tokenizer builders here.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -63,6 +65,34 @@ def byte_level_clip_tokenizer(max_length: int):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
+def random_vae(channels: tuple[int, ...], layers_per_block: int, image_size: int, latent_channels: int = 4,
+               norm_num_groups: int = 32, **config):
+    """An ``AutoencoderKL`` with random weights; ``config`` sets e.g. ``scaling_factor``/``shift_factor``."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=channels,
+        layers_per_block=layers_per_block, norm_num_groups=norm_num_groups,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels), sample_size=image_size, **config)
+
+
+def inference_mode(pipeline):
+    """Every module of ``pipeline`` in eval mode (no dropout), as ``from_pretrained`` leaves them."""
+    for component in pipeline.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    return pipeline
+
+
+def random_t5_encoder(vocab_size: int, width: int, layers: int, heads: int, feed_forward: int):
+    """A T5 encoder (the third text encoder of SD3, the second of FLUX) with random weights."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=width, d_kv=width // heads, d_ff=feed_forward,
+                                   num_layers=layers, num_heads=heads, relative_attention_num_buckets=8))
+
+
 def _text_encoder(sizes: ComponentSizes, tokenizer, with_projection: bool, projection_dim: int):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -87,18 +117,14 @@ def build_random_pipeline(preset: str | ComponentSizes = TINY, image_size: int =
     Returns:
         ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` (on CPU, float32).
     """
-    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline,
-                           UNet2DConditionModel)
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 
     sizes = PRESETS[preset] if isinstance(preset, str) else preset
     torch.manual_seed(seed)
     depth = len(sizes.unet_channels)
     vae_scale = 2 ** (len(sizes.vae_channels) - 1)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=sizes.vae_channels,
-        layers_per_block=sizes.vae_layers_per_block, norm_num_groups=min(sizes.norm_num_groups, sizes.vae_channels[0]),
-        down_block_types=("DownEncoderBlock2D",) * len(sizes.vae_channels),
-        up_block_types=("UpDecoderBlock2D",) * len(sizes.vae_channels), sample_size=image_size)
+    vae = random_vae(sizes.vae_channels, sizes.vae_layers_per_block, image_size,
+                     norm_num_groups=min(sizes.norm_num_groups, sizes.vae_channels[0]))
     tokenizer = byte_level_clip_tokenizer(sizes.text_max_length)
     text_encoder = _text_encoder(sizes, tokenizer, with_projection=False, projection_dim=sizes.text_hidden_size)
     unet_kwargs = {}
@@ -127,21 +153,16 @@ def build_random_pipeline(preset: str | ComponentSizes = TINY, image_size: int =
 
 
 def load_pipeline(name_or_path: str | os.PathLike, revision: str | None = None, variant: str | None = None):
-    """Load a Stable Diffusion (1.x/2.x) or SDXL pipeline folder or hub repo, without a safety checker."""
+    """Load a pipeline folder or hub repo of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1),
+    without a safety checker. A local folder's family is checked from ``model_index.json`` first."""
     from diffusers import DiffusionPipeline
 
+    from imreward.refl.families import family_of, family_of_folder
+
+    no_safety_checker = {"safety_checker": None, "requires_safety_checker": False}
+    if Path(name_or_path).is_dir() and family_of_folder(name_or_path).name != "sd":
+        no_safety_checker = {}
     # Pipelines without a safety checker (SDXL) ignore these two arguments with a warning.
-    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant,
-                                                 safety_checker=None, requires_safety_checker=False)
-    if not is_supported(pipeline):
-        raise ValueError(f"{name_or_path}: {type(pipeline).__name__} is not a Stable Diffusion or SDXL pipeline")
+    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant, **no_safety_checker)
+    family_of(pipeline)
     return pipeline
-
-
-def is_supported(pipeline) -> bool:
-    return all(getattr(pipeline, name, None) is not None for name in ("unet", "vae", "text_encoder", "tokenizer"))
-
-
-def is_sdxl(pipeline) -> bool:
-    """SDXL-style conditioning: the UNet takes pooled text embeddings and size/crop time ids."""
-    return pipeline.unet.config.addition_embed_type == "text_time"

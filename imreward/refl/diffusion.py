@@ -1,84 +1,39 @@
-"""The diffusion passes ReFL needs: prompt conditioning, sampling, the reward step, the pre-training loss.
+"""The diffusion passes ReFL needs, written once for every generator family and sampler.
 
-One code path serves SD 1.x/2.x and SDXL: ``Conditioning`` carries the text embeddings and,
-for SDXL, the ``added_cond_kwargs`` (pooled text embeddings and size/crop time ids) the UNet
-takes as extra input. Prompt encoding is the pipeline's own ``encode_prompt``.
+A ``GeneratorFamily`` (``imreward.refl.families``) conditions and calls the denoiser; a sampler
+(``imreward.refl.samplers``) steps the latents and predicts x0. Latents are always
+[B, C, h, w] (FLUX packs them inside its family). The reward pass samples without gradients up
+to a first gradient step, takes the steps of the gradient window with gradients and decodes the
+x0 predicted by the last of them:
+
+- ReFL: a window of one step t in [T1, T2] (the image is that step's x0 prediction);
+- DRaFT-K / AlignProp: the last K (or a random k <= K) steps, ending at the final sample.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from imreward.refl.components import is_sdxl
-
-
-@dataclass
-class Conditioning:
-    """UNet conditioning for a batch; with classifier-free guidance, unconditional rows come first.
-
-    Attributes:
-        prompt_embeds: [B, L, D] (or [2B, L, D] with guidance).
-        added_cond_kwargs: SDXL only: ``text_embeds`` [B, P] and ``time_ids`` [B, 6].
-        guided: whether rows hold (unconditional, conditional) halves.
-    """
-
-    prompt_embeds: torch.Tensor
-    added_cond_kwargs: dict[str, torch.Tensor] | None = None
-    guided: bool = False
-
-
-@torch.no_grad()
-def encode_prompts(pipeline, prompts: list[str], height: int, width: int, device: torch.device,
-                   guidance: bool = False) -> Conditioning:
-    """Embed prompts with the pipeline's text encoder(s); no gradients (text encoders stay frozen)."""
-    if is_sdxl(pipeline):
-        embeds, negative, pooled, negative_pooled = pipeline.encode_prompt(
-            prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=guidance)
-        # SDXL micro-conditioning: (original height, width, crop top, crop left, target height, width).
-        time_ids = torch.tensor([[height, width, 0, 0, height, width]], device=device, dtype=embeds.dtype)
-        time_ids = time_ids.expand(len(prompts), 6)
-        if guidance:
-            embeds, pooled = torch.cat([negative, embeds]), torch.cat([negative_pooled, pooled])
-            time_ids = torch.cat([time_ids, time_ids])
-        return Conditioning(embeds, {"text_embeds": pooled, "time_ids": time_ids}, guided=guidance)
-    embeds, negative = pipeline.encode_prompt(prompts, device, 1, guidance)
-    if guidance:
-        embeds = torch.cat([negative, embeds])
-    return Conditioning(embeds, guided=guidance)
-
-
-def predict_noise(unet, latents: torch.Tensor, timestep: torch.Tensor, conditioning: Conditioning,
-                  scheduler, guidance_scale: float = 1.0) -> torch.Tensor:
-    """The UNet's prediction (noise, v or sample, per the scheduler) for latents [B, C, h, w]."""
-    model_input = torch.cat([latents, latents]) if conditioning.guided else latents
-    model_input = scheduler.scale_model_input(model_input, timestep)
-    prediction = unet(model_input, timestep, encoder_hidden_states=conditioning.prompt_embeds,
-                      added_cond_kwargs=conditioning.added_cond_kwargs).sample
-    if conditioning.guided:
-        unconditional, conditional = prediction.chunk(2)
-        prediction = unconditional + guidance_scale * (conditional - unconditional)
-    return prediction
+from imreward.refl.families import Conditioning, GeneratorFamily
 
 
 def initial_latents(pipeline, batch_size: int, height: int, width: int, generator: torch.Generator,
-                    scheduler, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+                    sampler, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Gaussian latents [B, C, H/f, W/f], drawn on the CPU so a seed gives the same start on any device."""
     factor = pipeline.vae_scale_factor
-    shape = (batch_size, pipeline.unet.config.in_channels, height // factor, width // factor)
+    shape = (batch_size, pipeline.vae.config.latent_channels, height // factor, width // factor)
     noise = torch.randn(shape, generator=generator, dtype=torch.float32)
-    return (noise * scheduler.init_noise_sigma).to(device, dtype)
+    return (noise * sampler.init_noise_sigma).to(device, dtype)
 
 
 @torch.no_grad()
-def denoise(unet, latents: torch.Tensor, conditioning: Conditioning, scheduler, timesteps: torch.Tensor,
-            guidance_scale: float = 1.0) -> torch.Tensor:
-    """Run the sampler without gradients over ``timesteps``; returns the final latents."""
-    for timestep in timesteps:
-        prediction = predict_noise(unet, latents, timestep, conditioning, scheduler, guidance_scale)
-        latents = scheduler.step(prediction, timestep, latents).prev_sample
+def denoise(family: GeneratorFamily, model, latents: torch.Tensor, conditioning: Conditioning, sampler,
+            steps: range, guidance_scale: float = 1.0) -> torch.Tensor:
+    """Run the sampler without gradients over the step indices ``steps``; returns the latents after them."""
+    for index in steps:
+        prediction = family.predict(model, latents, index, conditioning, sampler, guidance_scale)
+        latents, _ = sampler.step(prediction, index, latents)
     return latents
 
 
@@ -91,55 +46,51 @@ def decode(pipeline, latents: torch.Tensor) -> torch.Tensor:
     return (images / 2 + 0.5).clamp(0, 1)
 
 
-def reward_step_images(pipeline, unet, sampling_unet, conditioning: Conditioning, scheduler,
-                       latents: torch.Tensor, stop_index: int, guidance_scale: float = 1.0) -> torch.Tensor:
-    """The ReFL forward pass: sample to step ``stop_index`` without gradients, take that one
-    denoising step with gradients, predict x0 and decode it.
+def reward_images(family: GeneratorFamily, pipeline, model, sampling_model, conditioning: Conditioning, sampler,
+                  latents: torch.Tensor, first_index: int, last_index: int | None = None,
+                  guidance_scale: float = 1.0) -> torch.Tensor:
+    """Sample to ``first_index`` without gradients, take steps ``first_index..last_index`` with
+    gradients, decode the x0 predicted at ``last_index``.
 
     Args:
-        unet: the trained UNet (possibly wrapped for distributed training); used for the gradient step.
-        sampling_unet: the same weights, unwrapped, for the gradient-free steps.
-        scheduler: a scheduler whose ``step`` returns ``pred_original_sample`` (DDIM), with timesteps set.
+        model: the trained denoiser (possibly wrapped for distributed training), for the gradient steps.
+        sampling_model: the same weights, unwrapped, for the gradient-free steps.
         latents: starting noise [B, C, h, w].
-        stop_index: index into ``scheduler.timesteps`` of the step taken with gradients.
+        first_index, last_index: the gradient window (indices into ``sampler.timesteps``, inclusive);
+            ``last_index`` defaults to ``first_index`` (ReFL's single step).
     Returns:
-        Decoded predicted images [B, 3, H, W] in [0, 1], attached to the UNet's graph.
+        Decoded predicted images [B, 3, H, W] in [0, 1], attached to the denoiser's graph.
     """
-    timesteps = scheduler.timesteps
-    if not 0 <= stop_index < len(timesteps):
-        raise ValueError(f"stop_index {stop_index} outside the {len(timesteps)} sampling steps")
-    latents = denoise(sampling_unet, latents, conditioning, scheduler, timesteps[:stop_index], guidance_scale)
-    timestep = timesteps[stop_index]
-    prediction = predict_noise(unet, latents, timestep, conditioning, scheduler, guidance_scale)
-    predicted_x0 = scheduler.step(prediction, timestep, latents).pred_original_sample
+    last_index = first_index if last_index is None else last_index
+    if not 0 <= first_index <= last_index < len(sampler.timesteps):
+        raise ValueError(f"gradient steps {first_index}..{last_index} outside the {len(sampler.timesteps)} "
+                         "sampling steps")
+    latents = denoise(family, sampling_model, latents, conditioning, sampler, range(first_index), guidance_scale)
+    for index in range(first_index, last_index + 1):
+        prediction = family.predict(model, latents, index, conditioning, sampler, guidance_scale)
+        latents, predicted_x0 = sampler.step(prediction, index, latents)
     return decode(pipeline, predicted_x0)
 
 
-def pretraining_loss(pipeline, unet, scheduler, pixels: torch.Tensor, conditioning: Conditioning,
-                     generator: torch.Generator) -> torch.Tensor:
-    """The ordinary latent-diffusion loss: MSE between the UNet's prediction and its target
-    (noise, or velocity for v-prediction models) at a random training timestep.
-
-    Args:
-        pixels: [B, 3, H, W] in [-1, 1].
-        conditioning: for the captions, without guidance.
-    """
+def encode_images(pipeline, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """VAE latents (scaled and shifted as the denoiser sees them) of pixels [B, 3, H, W] in [-1, 1]."""
     vae = pipeline.vae
     with torch.no_grad():
         sample = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.sample(generator=generator)
         shift = getattr(vae.config, "shift_factor", None) or 0.0
-        latents = ((sample - shift) * vae.config.scaling_factor).float()
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],),
-                              generator=generator).to(latents.device)
-    noisy = scheduler.add_noise(latents, noise, timesteps)
-    prediction_type = scheduler.config.prediction_type
-    if prediction_type == "epsilon":
-        target = noise
-    elif prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, timesteps)
-    else:
-        raise ValueError(f"pre-training loss does not support prediction_type={prediction_type!r}")
-    prediction = unet(noisy, timesteps, encoder_hidden_states=conditioning.prompt_embeds,
-                      added_cond_kwargs=conditioning.added_cond_kwargs).sample
+        return ((sample - shift) * vae.config.scaling_factor).float()
+
+
+def pretraining_loss(family: GeneratorFamily, pipeline, model, sampler, pixels: torch.Tensor,
+                     conditioning: Conditioning, generator: torch.Generator) -> torch.Tensor:
+    """The ordinary denoising loss: MSE between the denoiser's prediction and its target (noise or
+    v for DDPM-trained UNets, the velocity noise - x0 for flow models) at a random training timestep.
+
+    Args:
+        pixels: [B, 3, H, W] in [-1, 1].
+        conditioning: for the captions, without classifier-free guidance rows.
+    """
+    latents = encode_images(pipeline, pixels, generator)
+    noisy, timesteps, target = sampler.training_example(latents, generator)
+    prediction = family.call_model(model, noisy, timesteps, conditioning)
     return F.mse_loss(prediction.float(), target.float())

@@ -1,7 +1,9 @@
-"""LoRA adapters on the UNet (peft): adding them, checkpointing only them, exporting them.
+"""LoRA adapters on the denoiser (peft): adding them, checkpointing only them, exporting them.
 
-Checkpoints of a LoRA run hold the adapter weights alone (``unet_lora.safetensors``) rather
-than the full UNet accelerate would otherwise save, through accelerate's state hooks.
+Adapters go on the attention projections the generator family names (the UNet's to_q/k/v/out;
+for SD3/FLUX transformers also the text stream's add_*_proj/to_add_out). Checkpoints of a LoRA
+run hold the adapter weights alone (``unet_lora.safetensors`` / ``transformer_lora.safetensors``)
+rather than the full denoiser accelerate would otherwise save, through accelerate's state hooks.
 """
 
 from __future__ import annotations
@@ -12,38 +14,42 @@ import torch
 from safetensors.torch import load_file, save_file
 
 LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
-CHECKPOINT_FILE = "unet_lora.safetensors"
 
 
-def add_lora(unet, rank: int, alpha: float | None = None) -> list[torch.nn.Parameter]:
-    """Freeze the UNet and attach LoRA adapters to its attention projections.
+def checkpoint_file(model_attribute: str = "unet") -> str:
+    return f"{model_attribute}_lora.safetensors"
+
+
+def add_lora(model, rank: int, alpha: float | None = None,
+             targets: tuple[str, ...] = LORA_TARGET_MODULES) -> list[torch.nn.Parameter]:
+    """Freeze the denoiser and attach LoRA adapters to the ``targets`` projections.
 
     Returns:
         The adapter parameters (the only trainable ones).
     """
     from peft import LoraConfig
 
-    unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian",
-                                target_modules=list(LORA_TARGET_MODULES)))
-    return [parameter for parameter in unet.parameters() if parameter.requires_grad]
+    model.requires_grad_(False)
+    model.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian",
+                                 target_modules=list(targets)))
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
-def register_checkpoint_hooks(accelerator) -> None:
-    """Make ``accelerator.save_state``/``load_state`` store only the UNet's LoRA weights."""
+def register_checkpoint_hooks(accelerator, file_name: str = checkpoint_file()) -> None:
+    """Make ``accelerator.save_state``/``load_state`` store only the denoiser's LoRA weights."""
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     def save_adapters(models, weights, output_dir) -> None:
         if accelerator.is_main_process:
             for model in models:
-                unet = accelerator.unwrap_model(model)
-                save_file(get_peft_model_state_dict(unet), str(Path(output_dir) / CHECKPOINT_FILE))
+                save_file(get_peft_model_state_dict(accelerator.unwrap_model(model)),
+                          str(Path(output_dir) / file_name))
         weights.clear()
 
     def load_adapters(models, input_dir) -> None:
         while models:
-            unet = accelerator.unwrap_model(models.pop())
-            result = set_peft_model_state_dict(unet, load_file(str(Path(input_dir) / CHECKPOINT_FILE)))
+            model = accelerator.unwrap_model(models.pop())
+            result = set_peft_model_state_dict(model, load_file(str(Path(input_dir) / file_name)))
             if getattr(result, "unexpected_keys", None):
                 raise ValueError(f"{input_dir}: unexpected LoRA keys {result.unexpected_keys[:5]}")
 
@@ -51,10 +57,6 @@ def register_checkpoint_hooks(accelerator) -> None:
     accelerator.register_load_state_pre_hook(load_adapters)
 
 
-def save_lora_weights(pipeline, unet, folder: str | Path) -> None:
-    """Write the UNet adapters in diffusers' LoRA format (``pipeline.load_lora_weights(folder)`` reads it)."""
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
-
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    type(pipeline).save_lora_weights(str(folder), unet_lora_layers=layers)
+def save_lora_weights(pipeline, family, model, folder: str | Path) -> None:
+    """Write the adapters in diffusers' LoRA format (``pipeline.load_lora_weights(folder)`` reads it)."""
+    type(pipeline).save_lora_weights(str(folder), **family.lora_layers(model))

@@ -1,16 +1,20 @@
-"""ReFL (Reward Feedback Learning, Xu et al. 2023): fine-tune a latent diffusion UNet on a reward.
+"""ReFL (Reward Feedback Learning, Xu et al. 2023) and its truncated-backprop relatives
+(DRaFT-K, Clark et al. 2024; AlignProp, Prabhudesai et al. 2023): fine-tune a diffusion or
+flow-matching generator directly on a differentiable reward.
 
 Each optimizer step computes the losses its ``loss_cycle`` entry names:
 
-- ReFL: sample prompts, run the sampler for T steps without gradients down to a random step
-  t in [T1, T2], take that step with gradients, predict x0, decode it with the VAE, score it
-  with the frozen reward; loss = lambda * ReLU(threshold - reward).
-- pre-training: the noise-prediction MSE on image–caption pairs, times ``pretrain_weight``.
+- reward: sample prompts, run the sampler without gradients up to the method's gradient window
+  (ReFL: one random step t in [T1, T2]; DRaFT-K/AlignProp: the last K / random k steps), take
+  the window's steps with gradients, decode the predicted x0 with the VAE, score it with the
+  frozen reward; loss = lambda * ReLU(threshold - reward).
+- pre-training: the denoising MSE on image–caption pairs (or, as a KL-style anchor, on the
+  generator's own pre-tuning samples), times ``pretrain_weight``.
 
-Only the UNet (or its LoRA adapters) learns; text encoders, VAE and reward are frozen.
-accelerate handles devices, mixed precision, gradient accumulation and multi-GPU. Every random
-draw of a step is seeded by (seed, step, micro-batch, process), so a resumed run repeats exactly
-the steps an uninterrupted run would take.
+Only the denoiser (UNet or transformer, or its LoRA adapters) learns; text encoders, VAE, reward
+and monitors are frozen. accelerate handles devices, mixed precision, gradient accumulation and
+multi-GPU. Every random draw of a step is seeded by (seed, step, micro-batch, process), so a
+resumed run repeats exactly the steps an uninterrupted run would take.
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from imreward.refl import lora
-from imreward.refl.config import LOSS_NAMES, PRETRAIN, REFL, ReFLConfig
-from imreward.refl.diffusion import encode_prompts, initial_latents, pretraining_loss, reward_step_images
+from imreward.refl.config import LOSS_NAMES, METHOD_ALIGNPROP, METHOD_REFL, PRETRAIN, REFL, ReFLConfig
+from imreward.refl.diffusion import initial_latents, pretraining_loss, reward_images
+from imreward.refl.families import family_of
+from imreward.refl.guards import MonitorGuard
 from imreward.refl.rewards import freeze, with_normalization
-from imreward.refl.validation import append_record, generate_images, save_grid
+from imreward.refl.validation import (append_record, generate_images, plot_curves, read_records, save_before_after,
+                                      save_grid)
 
 STATE_FILE = "trainer_state.json"
-FROZEN_COMPONENTS = ("vae", "text_encoder", "text_encoder_2")
+BEST_FILE = "best.json"
 MIXED_PRECISION_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+ANCHOR_SEED_OFFSET = 7919  # the anchor samples' noise never repeats the validation or training noise
 
 
 def step_generator(*parts: int) -> torch.Generator:
@@ -45,28 +53,36 @@ def step_generator(*parts: int) -> torch.Generator:
 
 
 class ReFLTrainer:
-    """Fine-tunes ``pipeline.unet`` with ReFL.
+    """Fine-tunes a pipeline's denoiser (``unet`` or ``transformer``) on a reward.
 
     Args:
-        pipeline: a Stable Diffusion or SDXL diffusers pipeline (see ``imreward.refl.components``).
+        pipeline: a diffusers pipeline of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1;
+            see ``imreward.refl.families``).
         reward: a module with a differentiable ``score_tensor(pixels, prompts) -> [B]`` (frozen here).
         config: hyper-parameters.
-        prompts: training prompts for the ReFL loss.
-        pretrain_data: (pixels [3, S, S] in [-1, 1], caption) pairs, needed when the cycle uses "pretrain".
+        prompts: training prompts for the reward loss.
+        pretrain_data: (pixels [3, S, S] in [-1, 1], caption) pairs, for a cycle using "pretrain"
+            (not with ``config.anchor_samples``, which makes them from the generator itself).
         accelerator: an ``accelerate.Accelerator``; one is built from ``config`` if omitted.
+        monitors: name -> scorer scored on validation images, never trained on (reward-hacking guard).
     """
 
     def __init__(self, pipeline, reward: torch.nn.Module, config: ReFLConfig, prompts: list[str],
-                 pretrain_data: Dataset | None = None, accelerator=None) -> None:
+                 pretrain_data: Dataset | None = None, accelerator=None,
+                 monitors: dict[str, torch.nn.Module] | None = None) -> None:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration
-        from diffusers import DDIMScheduler
         from diffusers.optimization import get_scheduler
 
         if config.uses(REFL) and not prompts:
             raise ValueError("the ReFL loss needs training prompts")
-        if config.uses(PRETRAIN) and (pretrain_data is None or len(pretrain_data) == 0):
-            raise ValueError(f"loss cycle {config.loss_cycle!r} uses the pre-training loss: give pretrain_data")
+        if config.anchor_samples and pretrain_data is not None:
+            raise ValueError("give either pretrain_data or anchor_samples, not both")
+        if config.uses(PRETRAIN) and not config.anchor_samples and (pretrain_data is None or len(pretrain_data) == 0):
+            raise ValueError(f"loss cycle {config.loss_cycle!r} uses the pre-training loss: give pretrain_data "
+                             "or anchor_samples")
+        if config.stop_when_monitor_drops is not None and not monitors:
+            raise ValueError("stop_when_monitor_drops needs monitors")
         self.config, self.prompts, self.pretrain_data = config, list(prompts), pretrain_data
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
@@ -76,20 +92,23 @@ class ReFLTrainer:
                                                 logging_dir=str(self.output_dir / "logs")))
         self.weight_dtype = MIXED_PRECISION_DTYPES.get(self.accelerator.mixed_precision, torch.float32)
         device = self.accelerator.device
-        self.pipeline = pipeline
-        for name in FROZEN_COMPONENTS:
+        self.pipeline, self.family = pipeline, family_of(pipeline)
+        self.guidance_scale = self.family.default_guidance if config.guidance_scale is None else config.guidance_scale
+        for name in self.family.frozen_components:
             module = getattr(pipeline, name, None)
             if module is not None:
                 freeze(module).to(device)
                 if module.dtype != self.weight_dtype:
                     module.to(self.weight_dtype)
         self.reward = freeze(reward).to(device)
-        self.trainable = self._prepare_unet(pipeline.unet, device)
+        self.monitors = {name: freeze(scorer).to(device) for name, scorer in (monitors or {}).items()}
+        model = self.family.model(pipeline)
+        self.trainable = self._prepare_model(model, device)
         optimizer = torch.optim.AdamW(self.trainable, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
         processes = self.accelerator.num_processes
         lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
                                      num_training_steps=max(config.max_steps, 1) * processes)
-        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(pipeline.unet, optimizer, lr_scheduler)
+        self.model, self.optimizer, self.lr_scheduler = self.accelerator.prepare(model, optimizer, lr_scheduler)
         self.ema = None
         if config.use_ema:
             from diffusers.training_utils import EMAModel
@@ -97,40 +116,55 @@ class ReFLTrainer:
             self.ema = EMAModel(self.trainable, decay=config.ema_decay)
             self.ema.to(device)
             self.accelerator.register_for_checkpointing(self.ema)
-        self.sampler = DDIMScheduler.from_config(pipeline.scheduler.config)
-        self.sampler.set_timesteps(config.num_inference_steps, device=device)
+        self.sampler = self.family.make_sampler(pipeline, config.num_inference_steps, config.resolution,
+                                                config.resolution, device)
         self.step = 0
         self.loss_counts: Counter[str] = Counter()
         self.history: list[dict] = []
+        self.guard = MonitorGuard(config.stop_when_monitor_drops)
+        if config.anchor_samples:
+            self.pretrain_data = self._own_samples(config.anchor_samples)
         if self.accelerator.is_main_process and config.log_with:
             self.accelerator.init_trackers("refl", config={k: str(v) for k, v in config.to_dict().items()})
 
-    def _prepare_unet(self, unet, device) -> list[torch.nn.Parameter]:
-        """Trainable parameters: the whole UNet (float32) or LoRA adapters over a frozen UNet in
-        the mixed-precision dtype (adapters kept in float32)."""
+    def _prepare_model(self, model, device) -> list[torch.nn.Parameter]:
+        """Trainable parameters: the whole denoiser (float32) or LoRA adapters over a frozen
+        denoiser in the mixed-precision dtype (adapters kept in float32)."""
         config = self.config
-        unet.to(device)
+        model.to(device)
         if config.lora_rank > 0:
-            if unet.dtype != self.weight_dtype:
-                unet.to(self.weight_dtype)
+            if model.dtype != self.weight_dtype:
+                model.to(self.weight_dtype)
             from diffusers.training_utils import cast_training_params
 
-            trainable = lora.add_lora(unet, config.lora_rank, config.lora_alpha)
-            cast_training_params(unet, dtype=torch.float32)
-            lora.register_checkpoint_hooks(self.accelerator)
+            trainable = lora.add_lora(model, config.lora_rank, config.lora_alpha, self.family.lora_targets)
+            cast_training_params(model, dtype=torch.float32)
+            lora.register_checkpoint_hooks(self.accelerator, lora.checkpoint_file(self.family.model_attribute))
         else:
-            unet.float().requires_grad_(True)
-            trainable = list(unet.parameters())
+            model.float().requires_grad_(True)
+            trainable = list(model.parameters())
         if config.gradient_checkpointing:
-            unet.enable_gradient_checkpointing()
+            model.enable_gradient_checkpointing()
             self.pipeline.vae.enable_gradient_checkpointing()
-        unet.train()
+        model.train()
         return trainable
 
     @property
-    def sampling_unet(self):
-        """The UNet without distributed wrappers, for gradient-free sampling."""
-        return self.accelerator.unwrap_model(self.unet)
+    def sampling_model(self):
+        """The denoiser without distributed wrappers, for gradient-free sampling."""
+        return self.accelerator.unwrap_model(self.model)
+
+    sampling_unet = sampling_model  # the name from when only UNets were tuned
+
+    def _own_samples(self, count: int) -> list[tuple[torch.Tensor, str]]:
+        """The anchor data: ``count`` images of the untuned generator for the training prompts
+        (cycled), as (pixels [3, S, S] in [-1, 1], prompt) pairs."""
+        prompts = [self.prompts[index % len(self.prompts)] for index in range(count)]
+        with self.accelerator.autocast():
+            images = generate_images(self.family, self.pipeline, self.sampling_model, self.sampler, prompts,
+                                     self.config.resolution, self.config.seed + ANCHOR_SEED_OFFSET,
+                                     self.guidance_scale, self.config.batch_size)
+        return [(image.cpu() * 2 - 1, prompt) for image, prompt in zip(images, prompts)]
 
     # ---- losses --------------------------------------------------------------------------
 
@@ -151,18 +185,29 @@ class ReFLTrainer:
                 return self._refl_loss(generator)
             return self._pretrain_loss(generator)
 
+    def gradient_window(self, generator: torch.Generator) -> tuple[int, int]:
+        """The first and last sampler step taken with gradients, drawn for the configured method."""
+        config, steps = self.config, self.config.num_inference_steps
+        if config.method == METHOD_REFL:
+            low, high = config.step_window
+            index = int(torch.randint(low, high + 1, (), generator=generator))
+            return index, index
+        depth = config.max_backprop_steps
+        if config.method == METHOD_ALIGNPROP:
+            depth = int(torch.randint(1, depth + 1, (), generator=generator))
+        return steps - depth, steps - 1
+
     def _refl_loss(self, generator: torch.Generator) -> dict:
         config, device, resolution = self.config, self.accelerator.device, self.config.resolution
         indices = torch.randint(len(self.prompts), (config.batch_size,), generator=generator)
         prompts = [self.prompts[i] for i in indices for _ in range(config.images_per_prompt)]
-        conditioning = encode_prompts(self.pipeline, prompts, resolution, resolution, device,
-                                      guidance=config.guidance_scale > 1)
+        conditioning = self.family.encode_prompts(self.pipeline, prompts, resolution, resolution, device,
+                                                  self.guidance_scale)
         latents = initial_latents(self.pipeline, len(prompts), resolution, resolution, generator, self.sampler,
                                   device, torch.float32)
-        low, high = config.refl_step_range
-        stop_index = int(torch.randint(low, high + 1, (), generator=generator))
-        images = reward_step_images(self.pipeline, self.unet, self.sampling_unet, conditioning, self.sampler,
-                                    latents, stop_index, config.guidance_scale)
+        first, last = self.gradient_window(generator)
+        images = reward_images(self.family, self.pipeline, self.model, self.sampling_model, conditioning,
+                               self.sampler, latents, first, last, self.guidance_scale)
         rewards = self.reward.score_tensor(images, prompts).float().to(device)
         loss = config.reward_weight * F.relu(config.reward_threshold - rewards).mean()
         return {"loss": loss, "refl_loss": loss.item(), "reward": rewards.mean().item()}
@@ -171,9 +216,10 @@ class ReFLTrainer:
         config, device, resolution = self.config, self.accelerator.device, self.config.resolution
         indices = torch.randint(len(self.pretrain_data), (config.batch_size,), generator=generator)
         pixels, captions = zip(*(self.pretrain_data[int(i)] for i in indices))
-        conditioning = encode_prompts(self.pipeline, list(captions), resolution, resolution, device)
-        loss = pretraining_loss(self.pipeline, self.unet, self.sampler, torch.stack(pixels).to(device),
-                                conditioning, generator)
+        conditioning = self.family.encode_prompts(self.pipeline, list(captions), resolution, resolution, device,
+                                                  self.guidance_scale, classifier_free=False)
+        loss = pretraining_loss(self.family, self.pipeline, self.model, self.sampler,
+                                torch.stack(pixels).to(device), conditioning, generator)
         return {"loss": config.pretrain_weight * loss, "pretrain_loss": loss.item()}
 
     def train_step(self) -> dict:
@@ -186,10 +232,10 @@ class ReFLTrainer:
         losses = sorted(self.config.losses_at(self.step))
         sums: Counter[str] = Counter()
         for micro_batch in range(config.gradient_accumulation_steps):
-            with accelerator.accumulate(self.unet):
+            with accelerator.accumulate(self.model):
                 for index, loss_name in enumerate(losses):
                     last = index == len(losses) - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(self.unet):
+                    with contextlib.nullcontext() if last else accelerator.no_sync(self.model):
                         parts = self.compute_loss(loss_name, micro_batch)
                         loss = parts.pop("loss")
                         accelerator.backward(loss)
@@ -210,50 +256,74 @@ class ReFLTrainer:
         return record
 
     def train(self) -> list[dict]:
-        """Run until ``max_steps``, checkpointing and validating as configured; returns the step records."""
+        """Run until ``max_steps`` (or a monitor-triggered stop), checkpointing and validating as
+        configured; returns the step records."""
         config = self.config
-        if config.validation_every and config.validation_prompts and self.step == 0:
+        validating = bool(config.validation_every and config.validation_prompts)
+        if validating and self.step == 0:
             self.validate()
-        while self.step < config.max_steps:
+        while self.step < config.max_steps and not self._stop_requested():
             self.train_step()
-            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                self.save_checkpoint()
-            if config.validation_every and config.validation_prompts and self.step % config.validation_every == 0:
+            if validating and self.step % config.validation_every == 0:
                 self.validate()
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                self.save_checkpoint()  # after validating: it carries the guard's verdict on this step
         self.accelerator.wait_for_everyone()
         return self.history
+
+    def _stop_requested(self) -> bool:
+        """Whether the guard stopped the run (decided on the main process, seen by every process)."""
+        if self.guard.stopped:
+            self.accelerator.set_trigger()
+        return self.accelerator.check_trigger()
 
     # ---- validation ------------------------------------------------------------------------
 
     def validate(self, prompts: list[str] | None = None) -> float | None:
-        """Generate one image per validation prompt (fixed seeds), save the grid
-        ``validation/step_N.png``, log and return the mean reward (``None`` off the main process).
+        """Generate one image per validation prompt (fixed seeds), score them with the raw weighted
+        reward (one image per prompt leaves nothing to normalise against) and the monitors, and write: the grid ``validation/step_N.png``, the before/after grid
+        ``validation/before_after_step_N.png``, a line of ``validation.jsonl`` and the curves
+        ``validation/curves.png``. Feeds the guard (which may save ``best/`` or stop the run).
 
-        The reward is the raw weighted sum: one image per prompt leaves nothing to normalise against."""
+        Returns:
+            The mean reward (``None`` off the main process).
+        """
         prompts = prompts or self.config.validation_prompts
         if not self.accelerator.is_main_process or not prompts:
             return None
-        config = self.config
-        with self.accelerator.autocast():
-            images = generate_images(self.pipeline, self.sampling_unet, self.sampler, prompts, config.resolution,
-                                     config.validation_seed, config.guidance_scale, config.batch_size)
-            with torch.no_grad():
-                rewards = with_normalization(self.reward, "none").score_tensor(images, prompts).float().cpu()
-        save_grid(images, self.output_dir / "validation" / f"step_{self.step:06d}.png")
+        config, folder = self.config, self.output_dir / "validation"
+        with self.accelerator.autocast(), torch.no_grad():
+            images = generate_images(self.family, self.pipeline, self.sampling_model, self.sampler, prompts,
+                                     config.resolution, config.validation_seed, self.guidance_scale,
+                                     config.batch_size)
+            rewards = with_normalization(self.reward, "none").score_tensor(images, prompts).float().cpu()
+            monitors = {name: scorer.score_tensor(images, prompts).float().mean().item()
+                        for name, scorer in self.monitors.items()}
+        save_grid(images, folder / f"step_{self.step:06d}.png")
+        save_before_after(images, folder, self.step)
         mean_reward = rewards.mean().item()
-        append_record(self.output_dir / "validation.jsonl",
-                      {"step": self.step, "mean_reward": mean_reward, "rewards": rewards.tolist()})
-        self.accelerator.log({"validation/mean_reward": mean_reward}, step=self.step)
+        record = {"step": self.step, "mean_reward": mean_reward, "rewards": rewards.tolist()}
+        if monitors:
+            record["monitors"] = monitors
+        append_record(self.output_dir / "validation.jsonl", record)
+        plot_curves(read_records(self.output_dir / "validation.jsonl"), folder / "curves.png")
+        if self.guard.observe(self.step, mean_reward, monitors):
+            self.save_weights(self.output_dir / "best")
+            (self.output_dir / "best" / BEST_FILE).write_text(json.dumps(
+                {"step": self.step, "mean_reward": mean_reward, "monitors": monitors}))
+        self.accelerator.log({"validation/mean_reward": mean_reward,
+                              **{f"validation/monitor/{name}": value for name, value in monitors.items()}},
+                             step=self.step)
         return mean_reward
 
     # ---- checkpoints and export ----------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """Save model, optimizer, scheduler, EMA and RNG state to ``checkpoints/step_N``."""
+        """Save model, optimizer, scheduler, EMA, RNG and guard state to ``checkpoints/step_N``."""
         path = self.output_dir / "checkpoints" / f"step_{self.step:06d}"
         self.accelerator.save_state(str(path))
         if self.accelerator.is_main_process:
-            (path / STATE_FILE).write_text(json.dumps({"step": self.step}))
+            (path / STATE_FILE).write_text(json.dumps({"step": self.step, "guard": self.guard.state_dict()}))
             self._prune_checkpoints()
         return path
 
@@ -274,19 +344,25 @@ class ReFLTrainer:
         if not (checkpoint / STATE_FILE).is_file():
             raise FileNotFoundError(f"{checkpoint} is not a ReFL checkpoint (no {STATE_FILE})")
         self.accelerator.load_state(str(checkpoint))
-        self.step = json.loads((checkpoint / STATE_FILE).read_text())["step"]
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        self.step = state["step"]
+        self.guard.load_state_dict({**state.get("guard", {}), "max_drop": self.config.stop_when_monitor_drops})
         return self.step
 
-    def export(self, folder: str | Path | None = None) -> Path:
-        """Write the result: LoRA weights (LoRA runs) or a full diffusers pipeline folder, with
-        the EMA weights when EMA is on."""
-        folder = Path(folder or self.output_dir / "final")
-        self.accelerator.wait_for_everyone()
+    def save_weights(self, folder: str | Path) -> Path:
+        """Write the current weights (main process): LoRA adapters, or a full diffusers pipeline folder."""
+        folder = Path(folder)
         if self.accelerator.is_main_process:
-            if self.ema is not None:
-                self.ema.copy_to(self.trainable)
             if self.config.lora_rank > 0:
-                lora.save_lora_weights(self.pipeline, self.sampling_unet, folder)
-            else:  # pipeline.unet is the trained module (accelerate wraps it without copying)
+                lora.save_lora_weights(self.pipeline, self.family, self.sampling_model, folder)
+            else:  # the pipeline's denoiser is the trained module (accelerate wraps it without copying)
                 self.pipeline.save_pretrained(str(folder))
         return folder
+
+    def export(self, folder: str | Path | None = None) -> Path:
+        """Write the result to ``folder`` (default ``final/``), with the EMA weights when EMA is on."""
+        folder = Path(folder or self.output_dir / "final")
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process and self.ema is not None:
+            self.ema.copy_to(self.trainable)
+        return self.save_weights(folder)

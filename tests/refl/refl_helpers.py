@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytest.importorskip("diffusers")
 pytest.importorskip("accelerate")
@@ -28,3 +29,50 @@ def tiny_trainer(output_dir, reward=None, sdxl=False, pretrain_data=None, **over
     reward = reward if reward is not None else tiny_model()
     return ReFLTrainer(pipeline, reward, tiny_config(output_dir, **overrides), TRAIN_PROMPTS,
                        pretrain_data=pretrain_data)
+
+FLOW_RESOLUTION = 16
+
+
+def flow_pipeline(family: str):
+    """A tiny random SD3 or FLUX pipeline (seeded: every call starts from the same weights)."""
+    from imreward.refl import build_random_flux_pipeline, build_random_sd3_pipeline
+
+    build = {"sd3": build_random_sd3_pipeline, "flux": build_random_flux_pipeline}[family]
+    return build(image_size=FLOW_RESOLUTION, seed=0)
+
+
+def flow_trainer(output_dir, family: str, reward=None, monitors=None, **overrides) -> ReFLTrainer:
+    """A trainer over a tiny flow-matching pipeline: 4 sampler steps, the brightness reward;
+    ``monitors`` maps names to scorers."""
+    from imreward.refl import RegionBrightness
+
+    settings = dict(resolution=FLOW_RESOLUTION, num_inference_steps=4, refl_step_range=None,
+                    monitors=list(monitors or {}))
+    settings.update(overrides)
+    reward = reward if reward is not None else RegionBrightness(image_size=FLOW_RESOLUTION)
+    return ReFLTrainer(flow_pipeline(family), reward, tiny_config(output_dir, **settings), TRAIN_PROMPTS,
+                       monitors=monitors)
+
+
+class ScriptedMonitor(torch.nn.Module):
+    """A monitor whose score follows a script, one value per validation (the last value repeats)."""
+
+    def __init__(self, values) -> None:
+        super().__init__()
+        self.values, self.calls = list(values), 0
+
+    def score_tensor(self, pixels, prompts):
+        value = self.values[min(self.calls, len(self.values) - 1)]
+        self.calls += 1
+        return torch.full((pixels.shape[0],), float(value))
+
+
+def dark_monitor(device=None, download_root=None):
+    """A ``module:function`` monitor factory for the CLI tests: darkness of the image centre."""
+    from imreward.refl import RegionBrightness
+
+    class Darkness(RegionBrightness):
+        def forward(self, pixel_values, **text):
+            return 1 - super().forward(pixel_values, **text)
+
+    return Darkness()  # the same box and size as the "brightness" reward

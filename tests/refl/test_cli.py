@@ -14,7 +14,10 @@ from imreward.refl import build_random_pipeline
 def test_refl_is_registered_in_the_cli():
     arguments = build_parser().parse_args(["refl", "--prompts", "p.txt", "--output-dir", "out", "--lora-rank", "8"])
     assert arguments.command == "refl" and arguments.lora_rank == 8
-    assert tuple(arguments.refl_step_range) == (30, 39) and arguments.reward_weight == 1e-3
+    assert arguments.refl_step_range is None and arguments.reward_weight == 1e-3 and arguments.method == "refl"
+    from imreward.refl import ReFLConfig
+
+    assert ReFLConfig(output_dir="out").step_window == (30, 39)  # the paper's window at the default T=40
 
 
 def test_refl_command_trains_resumes_and_exports(tmp_path, capsys):

@@ -8,7 +8,9 @@ from refl.refl_helpers import RESOLUTION
 
 from imreward.refl import build_random_pipeline
 from imreward.refl.config import ReFLConfig, parse_loss_cycle
-from imreward.refl.diffusion import encode_prompts, initial_latents, reward_step_images
+from imreward.refl.diffusion import initial_latents, reward_images
+from imreward.refl.families import family_of
+from imreward.refl.samplers import DDIMSampler
 
 
 class RecordingUNet(torch.nn.Module):
@@ -25,22 +27,20 @@ class RecordingUNet(torch.nn.Module):
 
 @pytest.mark.parametrize("stop_index", [0, 2, 4])
 def test_only_the_chosen_step_runs_with_gradients(stop_index):
-    from diffusers import DDIMScheduler
-
     pipeline = build_random_pipeline(image_size=RESOLUTION)
-    scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
-    scheduler.set_timesteps(5)
+    family = family_of(pipeline)
+    scheduler = DDIMSampler(pipeline.scheduler.config, 5)
     unet = RecordingUNet(pipeline.unet)
-    conditioning = encode_prompts(pipeline, ["a cat"], RESOLUTION, RESOLUTION, torch.device("cpu"))
+    conditioning = family.encode_prompts(pipeline, ["a cat"], RESOLUTION, RESOLUTION, torch.device("cpu"))
     latents = initial_latents(pipeline, 1, RESOLUTION, RESOLUTION, torch.Generator().manual_seed(0), scheduler,
                               torch.device("cpu"), torch.float32)
-    images = reward_step_images(pipeline, unet, unet, conditioning, scheduler, latents, stop_index)
+    images = reward_images(family, pipeline, unet, unet, conditioning, scheduler, latents, stop_index)
     assert images.shape == (1, 3, RESOLUTION, RESOLUTION) and images.requires_grad
     assert 0 <= images.min() and images.max() <= 1
     expected = [(int(t), False) for t in scheduler.timesteps[:stop_index]] + [(int(scheduler.timesteps[stop_index]), True)]
     assert unet.calls == expected
     with pytest.raises(ValueError, match="outside"):
-        reward_step_images(pipeline, unet, unet, conditioning, scheduler, latents, 5)
+        reward_images(family, pipeline, unet, unet, conditioning, scheduler, latents, 5)
 
 
 def test_loss_cycle_parsing_and_lookup(tmp_path):

@@ -14,7 +14,7 @@ from imreward.refl.config import PRETRAIN, REFL
 
 
 def unet_weights(trainer) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in trainer.sampling_unet.state_dict().items()}
+    return {name: value.detach().clone() for name, value in trainer.sampling_model.state_dict().items()}
 
 
 def frozen_parameters(trainer):
@@ -33,7 +33,7 @@ def test_refl_loss_is_finite_and_gradients_reach_only_the_unet(tmp_path, lora_ra
     assert parts["refl_loss"] == pytest.approx(1.0 * (2.0 - parts["reward"]), rel=1e-5)
     parts["loss"].backward()
 
-    unet_parameters = dict(trainer.sampling_unet.named_parameters())
+    unet_parameters = dict(trainer.sampling_model.named_parameters())
     trainable = {name for name, parameter in unet_parameters.items() if parameter.requires_grad}
     if lora_rank:
         assert trainable and all("lora" in name for name in trainable)
@@ -116,7 +116,7 @@ def test_sdxl_conditioning_runs_through_the_same_path(tmp_path, captioned_images
         loss = trainer.compute_loss(loss_name)["loss"]
         assert math.isfinite(loss.item())
         loss.backward()
-    add_embedding = trainer.sampling_unet.add_embedding.linear_1.weight
+    add_embedding = trainer.sampling_model.add_embedding.linear_1.weight
     assert add_embedding.grad is not None and add_embedding.grad.abs().sum() > 0
     assert all(parameter.grad is None for parameter in frozen_parameters(trainer))
 
