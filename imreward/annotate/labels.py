@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from .models import (
     CATEGORIES,
     ISSUE_FLAGS,
+    MAX_ROW_ID,
     PROMPT_FLAGS,
     RATING_FIELDS,
     RATING_MAX,
@@ -34,6 +35,8 @@ class InvalidLabel(ValueError):
 
 def assign(session: Session, prompt_ids: list[int], user_ids: list[int]) -> int:
     """Give each listed prompt to each listed user; returns how many assignments are new."""
+    prompt_ids = [i for i in prompt_ids if 0 < i <= MAX_ROW_ID]  # no row has another id
+    user_ids = [i for i in user_ids if 0 < i <= MAX_ROW_ID]
     existing = {
         tuple(row)
         for row in session.execute(

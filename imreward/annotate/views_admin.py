@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from zipfile import BadZipFile
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from sqlalchemy import select
@@ -74,8 +73,10 @@ def import_archive(
         with saved.open("wb") as out:
             shutil.copyfileobj(archive.file, out)
         try:
-            report = import_path(session, request.app.state.media_root, saved)
-        except (ValueError, OSError, BadZipFile) as error:
+            report = import_path(
+                session, request.app.state.media_root, saved, request.app.state.import_limits
+            )
+        except (ValueError, OSError) as error:
             session.rollback()
             flash(request, f"Import failed: {error}")
             return redirect("/admin")
