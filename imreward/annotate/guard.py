@@ -6,8 +6,9 @@ stop an anonymous 1 GB upload. This ASGI middleware runs first and, for every re
 1. resolves the server-side session from the cookie (see `login_sessions`);
 2. for a state-changing method, refuses a cross-site `Origin`, a missing login (401/403),
    or a non-admin on an admin route (403) before reading anything;
-3. refuses a declared `Content-Length` over the route's limit (413), and counts the bytes
-   actually received (chunked bodies included), answering 413 as soon as they pass it.
+3. refuses a declared `Content-Length` over the route's limit (413) at once, then lets
+   Starlette's `RequestBodyLimitResponder` count the bytes actually received (chunked
+   bodies included) and answer 413 as soon as they pass it.
 The CSRF token itself is still checked by `security.verify_csrf` once a (bounded) form is read.
 """
 
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 
 from anyio import to_thread
 from starlette.datastructures import Headers
+from starlette.middleware.body_limit import RequestBodyLimitResponder
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .login_sessions import SessionPolicy, active_user_id
 from .models import User
@@ -43,10 +45,6 @@ class Caller:
 
     user_id: int | None = None
     is_admin: bool = False
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def body_limit(path: str, limits: BodyLimits) -> int:
@@ -80,7 +78,8 @@ class RequestGuardMiddleware:
         if refusal is not None:
             await JSONResponse({"detail": refusal[1]}, status_code=refusal[0])(scope, receive, send)
             return
-        await self._forward_limited(scope, receive, send, limit)
+        # Starlette's responder counts the bytes received and answers 413 once they pass the limit.
+        await RequestBodyLimitResponder(self.app, limit)(scope, receive, send)
 
     def _caller(self, token: str) -> Caller:
         with self.sessions() as session:
@@ -100,34 +99,6 @@ class RequestGuardMiddleware:
         if path.startswith("/admin") and not caller.is_admin:
             return 403, "administrators only"
         return None
-
-    async def _forward_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        received = 0
-        overflowed = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, overflowed
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    overflowed = True
-                    raise BodyTooLarge()
-            return message
-
-        async def muted_send(message: Message) -> None:
-            # Whatever the app answers after the overflow (it may turn the error into a 400)
-            # is replaced by the 413 below.
-            if not overflowed:
-                await send(message)
-
-        try:
-            await self.app(scope, counting_receive, muted_send)
-        except BodyTooLarge:
-            pass
-        if overflowed:
-            response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-            await response(scope, receive, send)
 
 
 def _declared_length(headers: Headers) -> int:
