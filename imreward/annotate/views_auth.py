@@ -35,18 +35,21 @@ def login(
 ):
     throttle = request.app.state.login_throttle
     address = client_address(request)
-    # Reads go through a read-only session: on SQLite it takes no write lock, so the
-    # password check (slow on purpose) does not hold up other writers.
-    with request.app.state.read_sessions() as reader:
+    # Reads go through read-only sessions: on SQLite they take no write lock, so the password
+    # check (slow on purpose) does not hold up other writers. No step holds two connections
+    # at once, so a burst of logins cannot exhaust the pool.
+    reader = request.app.state.read_sessions
+    with reader() as read:
         known = valid_username(username) and (
             username in request.session.get(KNOWN_ACCOUNTS_KEY, [])
-            or login_sessions.has_logged_in_from(reader, username, address)
+            or login_sessions.has_logged_in_from(read, username, address)
         )
-        if not throttle.admit(username, address, known):
-            return render(
-                request, "login.html", status_code=429, error="Too many failed attempts; try later."
-            )
-        user = authenticate(reader, username, password)
+    if not throttle.admit(username, address, known):
+        return render(
+            request, "login.html", status_code=429, error="Too many failed attempts; try later."
+        )
+    with reader() as read:
+        user = authenticate(read, username, password)
     if user is None:
         throttle.failed(username)
         return render(request, "login.html", status_code=401, error="Wrong username or password.")
