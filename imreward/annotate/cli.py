@@ -55,7 +55,12 @@ def _serve(args: argparse.Namespace) -> None:
 def _import(args: argparse.Namespace) -> None:
     from .api import import_data
 
-    report = import_data(args.db, args.media, args.source)
+    if not args.source.exists():
+        sys.exit(f"error: {args.source} does not exist (give a prompt folder, a manifest or a zip)")
+    try:
+        report = import_data(args.db, args.media, args.source)
+    except (ValueError, OSError) as error:  # InvalidSource is a ValueError
+        sys.exit(f"error: cannot import {args.source}: {error}")
     print(f"imported {len(report.imported)} prompts, skipped {len(report.skipped_existing)} already present")
 
 
