@@ -68,9 +68,12 @@ def _export(args: argparse.Namespace) -> None:
     from .api import export_data
 
     report = export_data(args.db, args.media, args.out, args.split)
+    for problem in report.skipped:
+        print(f"skipped prompt {problem}", file=sys.stderr)
     print(
         f"exported {report.exported_prompts} prompts ({report.images} images), "
-        f"dropped {report.dropped_prompts}: {report.training_json}, {report.metadata_parquet}"
+        f"dropped {report.dropped_prompts}, skipped {len(report.skipped)}: "
+        f"{report.training_json}, {report.metadata_parquet}"
     )
 
 

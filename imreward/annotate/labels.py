@@ -93,7 +93,7 @@ def save_prompt_label(session: Session, assignment: Assignment, field: str, valu
         .where(Assignment.id == assignment.id)
         .values({column: value, "updated_at": utcnow()})
     )
-    session.commit()
+    _commit_if_still_valid(session, assignment.id)
 
 
 def save_image_label(
@@ -119,6 +119,21 @@ def save_image_label(
     session.execute(
         update(Assignment).where(Assignment.id == assignment.id).values(updated_at=utcnow())
     )
+    _commit_if_still_valid(session, assignment.id)
+
+
+def _commit_if_still_valid(session: Session, assignment_id: int) -> None:
+    """Commit a save unless it leaves a completed assignment unfinished (e.g. a cleared rank).
+
+    The check reads the assignment inside the saving transaction, so it sees exactly
+    what would be committed.
+    """
+    session.expire_all()
+    saved = session.get(Assignment, assignment_id)
+    stage = next_stage(saved) if saved.completed_at is not None else None
+    if stage is not None:
+        session.rollback()
+        raise InvalidLabel(f"this assignment is completed; the change would leave stage {stage!r} unfinished")
     session.commit()
 
 
