@@ -264,12 +264,12 @@ def store(session: Session, media_root: Path, sources: list[PromptSource]) -> Im
         session.commit()
     except BaseException:
         session.rollback()
-        _remove(copied, media_root)
+        remove_media_files(copied, media_root)
         raise
     return report
 
 
-def _remove(files: list[Path], media_root: Path) -> None:
+def remove_media_files(files: list[Path], media_root: Path) -> None:
     """Delete `files` and the folders they leave empty, up to the media root."""
     for file in files:
         file.unlink(missing_ok=True)
