@@ -7,6 +7,7 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .login_sessions import revoke_all
@@ -48,7 +49,11 @@ def create_user(session: Session, username: str, password: str, role: str) -> Us
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, password_hash=password_hasher.hash(password), role=role)
     session.add(user)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # created by a concurrent request since the check above
+        session.rollback()
+        raise ValueError(f"user {username!r} already exists") from None
     return user
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .importer import remove_media_files
-from .models import PROMPT_FLAGS, AuditEntry, Assignment, Image, ImageLabel, Prompt, User
+from .models import PROMPT_FLAGS, AuditEntry, Assignment, Image, ImageLabel, Prompt, User, storable_ids
 
 PAGE_SIZE = 50
 MAX_SEARCH_LENGTH = 200
@@ -55,6 +55,7 @@ def _labelled(assignment_ids) -> select:
 
 def unassign(session: Session, actor: User, prompt_ids: list[int], user_ids: list[int], force: bool) -> int:
     """Remove the listed users' assignments of the listed prompts; returns how many went."""
+    prompt_ids, user_ids = storable_ids(prompt_ids), storable_ids(user_ids)
     chosen = select(Assignment.id).where(Assignment.prompt_id.in_(prompt_ids), Assignment.user_id.in_(user_ids))
     ids = list(session.scalars(chosen))
     labelled = len(list(session.scalars(_labelled(ids)))) if ids else 0
@@ -69,6 +70,7 @@ def unassign(session: Session, actor: User, prompt_ids: list[int], user_ids: lis
 
 def delete_prompts(session: Session, actor: User, media_root: Path, prompt_ids: list[int], force: bool) -> int:
     """Delete prompts with their images (rows and files) and assignments; returns how many."""
+    prompt_ids = storable_ids(prompt_ids)
     prompts = list(session.scalars(select(Prompt).where(Prompt.id.in_(prompt_ids))))
     ids = [prompt.id for prompt in prompts]
     if not ids:

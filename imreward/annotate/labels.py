@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from .models import (
     CATEGORIES,
     ISSUE_FLAGS,
-    MAX_ROW_ID,
     PROMPT_FLAGS,
     RATING_FIELDS,
     RATING_MAX,
@@ -19,6 +19,7 @@ from .models import (
     ImageLabel,
     Prompt,
     User,
+    storable_ids,
     utcnow,
 )
 
@@ -35,8 +36,15 @@ class InvalidLabel(ValueError):
 
 def assign(session: Session, prompt_ids: list[int], user_ids: list[int]) -> int:
     """Give each listed prompt to each listed user; returns how many assignments are new."""
-    prompt_ids = [i for i in prompt_ids if 0 < i <= MAX_ROW_ID]  # no row has another id
-    user_ids = [i for i in user_ids if 0 < i <= MAX_ROW_ID]
+    prompt_ids, user_ids = storable_ids(prompt_ids), storable_ids(user_ids)
+    try:
+        return _assign(session, prompt_ids, user_ids)
+    except IntegrityError:  # a concurrent request created some of them since our read: redo
+        session.rollback()
+        return _assign(session, prompt_ids, user_ids)
+
+
+def _assign(session: Session, prompt_ids: list[int], user_ids: list[int]) -> int:
     existing = {
         tuple(row)
         for row in session.execute(
@@ -133,7 +141,7 @@ def _commit_if_still_valid(session: Session, assignment_id: int) -> None:
     stage = next_stage(saved) if saved.completed_at is not None else None
     if stage is not None:
         session.rollback()
-        raise InvalidLabel(f"this assignment is completed; the change would leave stage {stage!r} unfinished")
+        raise InvalidLabel(f"this assignment is completed; stage {stage!r} would be left unfinished")
     session.commit()
 
 
@@ -197,6 +205,8 @@ def contradictions(labels: list[ImageLabel]) -> list[Contradiction]:
 
 
 def complete(session: Session, assignment: Assignment) -> None:
+    """Mark an assignment completed; the check runs after the row is locked by the update, so a
+    save that clears a label at the same moment cannot slip in between check and completion."""
     stage = next_stage(assignment)
     if stage is not None:
         raise InvalidLabel(f"stage {stage!r} is not finished")
@@ -204,4 +214,4 @@ def complete(session: Session, assignment: Assignment) -> None:
         session.execute(
             update(Assignment).where(Assignment.id == assignment.id).values(completed_at=utcnow())
         )
-        session.commit()
+        _commit_if_still_valid(session, assignment.id)

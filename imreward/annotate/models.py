@@ -29,6 +29,11 @@ RATING_MIN, RATING_MAX = 1, 7
 MAX_ROW_ID = 2**31 - 1  # ids are `Integer`: 32 bits on PostgreSQL
 
 
+def storable_ids(ids: list[int]) -> list[int]:
+    """The ids a row could have; larger ones would overflow the column (an error, not a miss)."""
+    return [i for i in ids if 0 < i <= MAX_ROW_ID]
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

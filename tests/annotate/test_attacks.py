@@ -180,7 +180,8 @@ def test_malformed_paths_and_ids_are_client_errors(hostile):
         status = alice.post(url, json=body, headers=headers).status_code
         assert 400 <= status < 500, (url, body, status)
     admin_form = {"prompt_ids": [str(HUGE), "1"], "user_ids": [str(HUGE)], "csrf_token": tokens["admin"]}
-    assert admin.post("/admin/assign", data=admin_form, follow_redirects=False).status_code == 303
+    for action in ("assign", "unassign", "delete"):
+        assert admin.post(f"/admin/{action}", data=admin_form, follow_redirects=False).status_code == 303, action
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
