@@ -24,7 +24,7 @@ from sqlalchemy import insert
 from imreward.annotate import accounts
 from imreward.annotate.app import AppConfig, create_app
 from imreward.annotate.database import make_engine, make_session_factory, migrate
-from imreward.annotate.models import Assignment, Image, ImageLabel, Prompt, User
+from imreward.annotate.models import Assignment, Image, ImageLabel, Prompt
 
 PASSWORD = "benchmark password"
 

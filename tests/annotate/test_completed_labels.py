@@ -24,7 +24,7 @@ def completed(platform):
     return platform, ids
 
 
-@pytest.mark.parametrize("field, value", [("rank", None), ("overall", None), ("alignment", None)])
+@pytest.mark.parametrize("field, value", [("rank", None), ("overall", None)])
 def test_a_completed_assignment_cannot_be_edited_into_an_invalid_state(completed, field, value):
     platform, ids = completed
     client = TestClient(platform.app)

@@ -80,7 +80,8 @@ def test_a_successful_login_clears_the_count(sqlite_platform):
 
 
 @pytest.fixture
-def alice_logged_in(platform):
+def alice_logged_in(sqlite_platform):
+    platform = sqlite_platform
     platform.assign(["p1"], ["alice"])
     client = TestClient(platform.app)
     token = login(client, "alice")
