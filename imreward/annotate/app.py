@@ -70,7 +70,8 @@ def create_app(config: AppConfig) -> FastAPI:
 
     app.add_middleware(
         RequestGuardMiddleware,
-        sessions=app.state.read_sessions,
+        read_sessions=app.state.read_sessions,
+        write_sessions=sessions,
         policy=config.sessions,
         limits=config.body_limits,
     )

@@ -22,8 +22,7 @@ from starlette.middleware.body_limit import RequestBodyLimitResponder
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .login_sessions import SessionPolicy, active_user_id
-from .models import User
+from .login_sessions import SessionPolicy, active_session, touch
 from .security import SAFE_METHODS
 
 SESSION_TOKEN_KEY = "sid"
@@ -56,9 +55,10 @@ def body_limit(path: str, limits: BodyLimits) -> int:
 
 
 class RequestGuardMiddleware:
-    def __init__(self, app: ASGIApp, sessions, policy: SessionPolicy, limits: BodyLimits):
+    def __init__(self, app: ASGIApp, read_sessions, write_sessions, policy: SessionPolicy, limits: BodyLimits):
         self.app = app
-        self.sessions = sessions
+        self.read_sessions = read_sessions
+        self.write_sessions = write_sessions
         self.policy = policy
         self.limits = limits
 
@@ -82,10 +82,14 @@ class RequestGuardMiddleware:
         await RequestBodyLimitResponder(self.app, limit)(scope, receive, send)
 
     def _caller(self, token: str) -> Caller:
-        with self.sessions() as session:
-            user_id = active_user_id(session, token, self.policy)
-            user = session.get(User, user_id) if user_id is not None else None
-            return Caller(user.id, user.is_admin) if user is not None else Caller()
+        with self.read_sessions() as session:
+            found = active_session(session, token, self.policy)
+        if found is None:
+            return Caller()
+        if found.needs_touch:  # its own write transaction: a read one cannot always be upgraded
+            with self.write_sessions() as session:
+                touch(session, found.id)
+        return Caller(found.user_id, found.is_admin)
 
     @staticmethod
     def _refusal(path: str, headers: Headers, caller: Caller) -> tuple[int, str] | None:

@@ -13,12 +13,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .models import User, UserSession, utcnow
 
 ADDRESS_LENGTH = 64
+KEEP_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,12 @@ def _aware(moment: datetime) -> datetime:
 
 
 def open_session(session: Session, user_id: int, address: str) -> str:
-    """Start a session for `user_id`; returns the token to put in the cookie."""
+    """Start a session for `user_id`; returns the token to put in the cookie.
+
+    Rows older than `KEEP_DAYS` are deleted on the way (until then they remember the
+    addresses a user logged in from; see `has_logged_in_from`).
+    """
+    session.execute(delete(UserSession).where(UserSession.created_at < utcnow() - timedelta(days=KEEP_DAYS)))
     token = secrets.token_urlsafe(32)
     session.add(
         UserSession(token_hash=_token_hash(token), user_id=user_id, address=address[:ADDRESS_LENGTH])
@@ -47,11 +53,24 @@ def open_session(session: Session, user_id: int, address: str) -> str:
     return token
 
 
-def active_user_id(session: Session, token: str, policy: SessionPolicy) -> int | None:
-    """The user the token logs in, or None when it is unknown, revoked, expired or idle too long."""
+@dataclass(frozen=True)
+class ActiveSession:
+    id: int
+    user_id: int
+    is_admin: bool
+    needs_touch: bool  # last activity is older than `touch_every_s`: call `touch`
+
+
+def active_session(session: Session, token: str, policy: SessionPolicy) -> ActiveSession | None:
+    """The session the token names, or None when it is unknown, revoked, expired or idle too long.
+
+    Only reads, so it can run in a read-only transaction; `touch` records the activity.
+    """
     now = utcnow()
     row = session.execute(
-        select(UserSession.id, UserSession.user_id, UserSession.last_seen_at).where(
+        select(UserSession.id, UserSession.user_id, UserSession.last_seen_at, User.role)
+        .join(User, User.id == UserSession.user_id)
+        .where(
             UserSession.token_hash == _token_hash(token),
             UserSession.revoked_at.is_(None),
             UserSession.created_at > now - timedelta(seconds=policy.lifetime_s),
@@ -60,10 +79,13 @@ def active_user_id(session: Session, token: str, policy: SessionPolicy) -> int |
     ).first()
     if row is None:
         return None
-    if _aware(row.last_seen_at) < now - timedelta(seconds=policy.touch_every_s):
-        session.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
-        session.commit()
-    return row.user_id
+    stale = _aware(row.last_seen_at) < now - timedelta(seconds=policy.touch_every_s)
+    return ActiveSession(row.id, row.user_id, row.role == "admin", stale)
+
+
+def touch(session: Session, session_id: int) -> None:
+    session.execute(update(UserSession).where(UserSession.id == session_id).values(last_seen_at=utcnow()))
+    session.commit()
 
 
 def revoke(session: Session, token: str) -> None:

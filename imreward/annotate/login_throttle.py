@@ -71,9 +71,15 @@ class LoginThrottle:
             session.commit()
 
     def succeeded(self, username: str, address: str) -> None:
+        """Clear the counts of this account and address, and drop every count that has run out
+        (attackers trying many names would otherwise grow the table without end)."""
         keys = [_key("pair", username, address), _key("account", username)]
+        now = utcnow()
+        finished = (ThrottleCounter.window_start < now - timedelta(seconds=self.policy.window_s)) & or_(
+            ThrottleCounter.blocked_until.is_(None), ThrottleCounter.blocked_until < now
+        )
         with self.sessions() as session:
-            session.execute(delete(ThrottleCounter).where(ThrottleCounter.key.in_(keys)))
+            session.execute(delete(ThrottleCounter).where(or_(ThrottleCounter.key.in_(keys), finished)))
             session.commit()
 
     def _backing_off(self, key: str) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from imreward.annotate.accounts import set_password
 from imreward.annotate.login_throttle import LoginPolicy
-from imreward.annotate.models import User, UserSession, utcnow
+from imreward.annotate.models import ThrottleCounter, User, UserSession, utcnow
 
 from annotate.annotate_helpers import PASSWORD, login, page_csrf
 
@@ -140,3 +140,25 @@ def test_activity_does_not_extend_a_session_past_its_lifetime(alice_logged_in):
     assert logged_in(client)
     age_sessions(platform, created_at=timedelta(hours=12, minutes=1), last_seen_at=timedelta(seconds=1))
     assert not logged_in(client)
+
+
+def test_activity_is_recorded_so_the_idle_timeout_restarts(alice_logged_in):
+    platform, client, _ = alice_logged_in
+    age_sessions(platform, last_seen_at=timedelta(minutes=50))
+    assert logged_in(client)
+    with platform.sessions() as session:
+        last_seen = session.query(UserSession).one().last_seen_at
+    assert abs((last_seen.replace(tzinfo=None) - utcnow().replace(tzinfo=None)).total_seconds()) < 60
+
+
+def test_spent_login_counts_are_pruned(sqlite_platform):
+    client = from_address(sqlite_platform.app, "10.3.3.3")
+    for name in ("nobody-1", "nobody-2", "carol"):
+        assert try_login(client, name, "wrong password") == 401
+    with sqlite_platform.sessions() as session:
+        assert session.query(ThrottleCounter).count() == 6  # (name, address) and name, for each
+        session.execute(update(ThrottleCounter).values(window_start=utcnow() - timedelta(minutes=10)))
+        session.commit()
+    assert try_login(client, "bob", PASSWORD) == 303
+    with sqlite_platform.sessions() as session:
+        assert session.query(ThrottleCounter).count() == 0
