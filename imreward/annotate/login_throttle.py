@@ -5,7 +5,8 @@ Two limits apply to a login attempt:
   counted *before* the password is checked, in one conditional UPDATE, so parallel
   requests cannot all slip past the check (the count and the check are one atomic step);
   a successful login clears the count.
-- per account: after `backoff_after` failures from any address the account backs off,
+- per account: after `backoff_after` failures from any address within `account_window_s`
+  the account backs off,
   for `backoff_s` doubling with each further failure (up to `backoff_max_s`). The back-off
   does not apply to a browser that has logged in to the account before or to an address
   the account has logged in from, so an attacker elsewhere cannot lock the real user out.
@@ -28,7 +29,8 @@ from .models import ThrottleCounter, utcnow
 class LoginPolicy:
     max_failures: int = 5  # attempts per (account, address) within window_s
     window_s: float = 300.0
-    backoff_after: int = 10  # failures of one account (all addresses) before its back-off starts
+    backoff_after: int = 10  # failures of one account (all addresses) within account_window_s before back-off
+    account_window_s: float = 3600.0
     backoff_s: float = 30.0  # first back-off; doubles with each further failure
     backoff_max_s: float = 3600.0
 
@@ -52,13 +54,13 @@ class LoginThrottle:
         """Count one attempt; False when it must be refused without checking the password."""
         if not known_client and self._backing_off(_key("account", username)):
             return False
-        return self._take(_key("pair", username, address), self.policy.max_failures)
+        return self._take(_key("pair", username, address), self.policy.max_failures, self.policy.window_s)
 
     def failed(self, username: str) -> None:
         """Record a wrong password against the account and start or lengthen its back-off."""
         key = _key("account", username)
         with self.sessions() as session:
-            self._take(key, None, session)
+            self._take(key, None, self.policy.account_window_s, session)
             attempts = session.scalar(select(ThrottleCounter.attempts).where(ThrottleCounter.key == key))
             excess = attempts - self.policy.backoff_after
             if excess >= 0:
@@ -75,7 +77,8 @@ class LoginThrottle:
         (attackers trying many names would otherwise grow the table without end)."""
         keys = [_key("pair", username, address), _key("account", username)]
         now = utcnow()
-        finished = (ThrottleCounter.window_start < now - timedelta(seconds=self.policy.window_s)) & or_(
+        longest = max(self.policy.window_s, self.policy.account_window_s)
+        finished = (ThrottleCounter.window_start < now - timedelta(seconds=longest)) & or_(
             ThrottleCounter.blocked_until.is_(None), ThrottleCounter.blocked_until < now
         )
         with self.sessions() as session:
@@ -87,7 +90,7 @@ class LoginThrottle:
             until = session.scalar(select(ThrottleCounter.blocked_until).where(ThrottleCounter.key == key))
         return until is not None and _aware(until) > utcnow()
 
-    def _take(self, key: str, limit: int | None, session: Session | None = None) -> bool:
+    def _take(self, key: str, limit: int | None, window_s: float, session: Session | None = None) -> bool:
         """Add one attempt to `key` unless `limit` attempts are already in the window.
 
         The window restarts once it has passed. One UPDATE does the check and the count,
@@ -95,11 +98,11 @@ class LoginThrottle:
         """
         if session is None:
             with self.sessions() as own:
-                taken = self._take(key, limit, own)
+                taken = self._take(key, limit, window_s, own)
                 own.commit()
                 return taken
         now = utcnow()
-        expired = ThrottleCounter.window_start <= now - timedelta(seconds=self.policy.window_s)
+        expired = ThrottleCounter.window_start <= now - timedelta(seconds=window_s)
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
         session.execute(
             dialect.insert(ThrottleCounter)

@@ -157,8 +157,23 @@ def test_spent_login_counts_are_pruned(sqlite_platform):
         assert try_login(client, name, "wrong password") == 401
     with sqlite_platform.sessions() as session:
         assert session.query(ThrottleCounter).count() == 6  # (name, address) and name, for each
-        session.execute(update(ThrottleCounter).values(window_start=utcnow() - timedelta(minutes=10)))
+        session.execute(update(ThrottleCounter).values(window_start=utcnow() - timedelta(minutes=61)))
         session.commit()
     assert try_login(client, "bob", PASSWORD) == 303
     with sqlite_platform.sessions() as session:
         assert session.query(ThrottleCounter).count() == 0
+
+
+def test_the_account_back_off_doubles_with_each_failure(sqlite_platform):
+    from imreward.annotate.login_throttle import LoginThrottle
+
+    throttle = LoginThrottle(sqlite_platform.sessions, LoginPolicy(backoff_after=3, backoff_s=10, backoff_max_s=35))
+    delays = []
+    for _ in range(6):
+        throttle.failed("dave")
+        with sqlite_platform.sessions() as session:
+            until = session.query(ThrottleCounter.blocked_until).one()[0]
+        delays.append(None if until is None else round((until.replace(tzinfo=None) - utcnow().replace(tzinfo=None)).total_seconds()))
+    assert delays == [None, None, 10, 20, 35, 35]
+    assert not throttle.admit("dave", "10.9.9.9", known_client=False)
+    assert throttle.admit("dave", "10.9.9.9", known_client=True)
