@@ -45,6 +45,20 @@ def add_user(db: str | None, username: str, password: str, role: str) -> None:
         create_user(session, username, password, role)
 
 
+def set_password(db: str | None, username: str, password: str) -> None:
+    """Change an account's password; every session of the account ends."""
+    from sqlalchemy import select
+
+    from . import accounts
+    from .models import User
+
+    with open_database(db)() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise ValueError(f"no account named {username!r}")
+        accounts.set_password(session, user, password)
+
+
 def serve(
     db: str | None,
     media_root: Path,
@@ -52,12 +66,27 @@ def serve(
     port: int = 8000,
     secure_cookies: bool = False,
     secret_key: str | None = None,
+    forwarded_allow_ips: str | None = None,
+    **limits,
 ) -> None:
-    """Run the web app with uvicorn in this process (a single worker: see LoginRateLimiter)."""
+    """Run the web app with uvicorn in this process.
+
+    `forwarded_allow_ips`: the reverse proxies (comma-separated addresses) whose
+    X-Forwarded-For/-Proto headers are trusted, so that login limits see the real client
+    address; None trusts no such header. `limits`: `AppConfig` fields (`login`, `sessions`,
+    `body_limits`, `import_limits`). Sessions and login limits live in the database, so
+    several processes on one database share them.
+    """
     import uvicorn
 
     from .app import AppConfig, create_app
 
     media_root.mkdir(parents=True, exist_ok=True)
-    config = AppConfig(database_url(db), media_root, secret_key, secure_cookies)
-    uvicorn.run(create_app(config), host=host, port=port, proxy_headers=False)
+    config = AppConfig(database_url(db), media_root, secret_key, secure_cookies, **limits)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import Depends, HTTPException, Request
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from .models import User
+from .models import MAX_ROW_ID, User
 from .security import SAFE_METHODS, csrf_token
 
-USER_SESSION_KEY = "user_id"
+# A row id in a URL beyond what the column holds is a 422, not a database error (500).
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class NotLoggedIn(Exception):
@@ -27,7 +30,8 @@ def db_session(request: Request) -> Iterator[Session]:
 
 
 def current_user(request: Request, session: Session = Depends(db_session)) -> User:
-    user_id = request.session.get(USER_SESSION_KEY)
+    """The logged-in user, as `guard.RequestGuardMiddleware` resolved the session."""
+    user_id = request.state.caller.user_id
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise NotLoggedIn()

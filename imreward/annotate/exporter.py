@@ -8,6 +8,8 @@ Several annotators of one prompt are combined: a prompt is dropped when at least
 them flagged it; otherwise ratings are averaged, the classification is the most frequent
 category, an issue flag is set when any annotator set it, and the rank orders images by
 their mean rank (equal means share a rank; ranks are 1, 2, 3... with 1 the best).
+A prompt whose labels are incomplete or whose images are missing is left out and named in
+the report, so one bad record never stops an export.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from statistics import mean
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from .labels import next_stage
 from .models import CATEGORIES, ISSUE_FLAGS, Assignment, ImageLabel, Prompt
 
 DB_RATING_COLUMNS = {
@@ -39,6 +42,7 @@ class ExportReport:
     images: int
     training_json: Path
     metadata_parquet: Path
+    skipped: tuple[str, ...] = ()  # "<prompt id>: <reason>" for each prompt left out
 
 
 def dense_ranks(scores: list[float]) -> list[int]:
@@ -89,18 +93,47 @@ def export_dataset(session: Session, media_root: Path, out_dir: Path, split: str
     import pyarrow.parquet as pq
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, table_rows, dropped = [], [], 0
+    records, table_rows, dropped, skipped = [], [], 0, []
     for prompt, completed in _completed_prompts(session):
         kept = [a for a in completed if not a.dropped]
         if len(kept) * 2 <= len(completed):
             dropped += 1
             continue
-        rows = _image_rows(prompt, kept)
-        generations = []
+        try:
+            record, rows = _export_prompt(prompt, kept, media_root, out_dir)
+        except (InvalidRecord, OSError) as error:
+            skipped.append(f"{prompt.external_id}: {error}")
+            continue
+        records.append(record)
+        table_rows.extend(rows)
+    training_json = out_dir / f"{split}.json"
+    training_json.write_text(json.dumps(records, indent=1, ensure_ascii=False), "utf-8")
+    metadata = out_dir / f"metadata-{split}.parquet"
+    pq.write_table(pa.Table.from_pylist(table_rows, schema=_parquet_schema(pa)), metadata)
+    return ExportReport(len(records), dropped, len(table_rows), training_json, metadata, tuple(skipped))
+
+
+class InvalidRecord(ValueError):
+    """A prompt's stored labels cannot be exported (incomplete, or not matching its images)."""
+
+
+def _export_prompt(prompt: Prompt, kept: list[Assignment], media_root: Path, out_dir: Path):
+    """The training record and table rows of one prompt, its images copied to `out_dir`."""
+    image_ids = {image.id for image in prompt.images}
+    for assignment in kept:
+        stage = next_stage(assignment)
+        if stage is not None:
+            raise InvalidRecord(f"annotator {assignment.user_id} has stage {stage!r} unfinished")
+        if {label.image_id for label in assignment.image_labels} != image_ids:
+            raise InvalidRecord(f"annotator {assignment.user_id}'s labels do not match the images")
+    rows = _image_rows(prompt, kept)
+    generations, table_rows, copied = [], [], []
+    try:
         for row in rows:
             image = row.pop("image")
             relative = Path("images", str(prompt.id), Path(image.media_path).name).as_posix()
             (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            copied.append(out_dir / relative)
             shutil.copyfile(media_root / image.media_path, out_dir / relative)
             generations.append(relative)
             table_rows.append(
@@ -114,19 +147,17 @@ def export_dataset(session: Session, media_root: Path, out_dir: Path, split: str
                     "annotator_count": len(kept),
                 }
             )
-        records.append(
-            {
-                "id": prompt.external_id,
-                "prompt": prompt.text,
-                "generations": generations,
-                "ranking": [row["rank"] for row in rows],
-            }
-        )
-    training_json = out_dir / f"{split}.json"
-    training_json.write_text(json.dumps(records, indent=1, ensure_ascii=False), "utf-8")
-    metadata = out_dir / f"metadata-{split}.parquet"
-    pq.write_table(pa.Table.from_pylist(table_rows, schema=_parquet_schema(pa)), metadata)
-    return ExportReport(len(records), dropped, len(table_rows), training_json, metadata)
+    except OSError:
+        for path in copied:
+            path.unlink(missing_ok=True)
+        raise
+    record = {
+        "id": prompt.external_id,
+        "prompt": prompt.text,
+        "generations": generations,
+        "ranking": [row["rank"] for row in rows],
+    }
+    return record, table_rows
 
 
 def _parquet_schema(pa):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from .models import (
@@ -18,6 +19,7 @@ from .models import (
     ImageLabel,
     Prompt,
     User,
+    storable_ids,
     utcnow,
 )
 
@@ -34,6 +36,15 @@ class InvalidLabel(ValueError):
 
 def assign(session: Session, prompt_ids: list[int], user_ids: list[int]) -> int:
     """Give each listed prompt to each listed user; returns how many assignments are new."""
+    prompt_ids, user_ids = storable_ids(prompt_ids), storable_ids(user_ids)
+    try:
+        return _assign(session, prompt_ids, user_ids)
+    except IntegrityError:  # a concurrent request created some of them since our read: redo
+        session.rollback()
+        return _assign(session, prompt_ids, user_ids)
+
+
+def _assign(session: Session, prompt_ids: list[int], user_ids: list[int]) -> int:
     existing = {
         tuple(row)
         for row in session.execute(
@@ -90,7 +101,7 @@ def save_prompt_label(session: Session, assignment: Assignment, field: str, valu
         .where(Assignment.id == assignment.id)
         .values({column: value, "updated_at": utcnow()})
     )
-    session.commit()
+    _commit_if_still_valid(session, assignment.id)
 
 
 def save_image_label(
@@ -116,6 +127,21 @@ def save_image_label(
     session.execute(
         update(Assignment).where(Assignment.id == assignment.id).values(updated_at=utcnow())
     )
+    _commit_if_still_valid(session, assignment.id)
+
+
+def _commit_if_still_valid(session: Session, assignment_id: int) -> None:
+    """Commit a save unless it leaves a completed assignment unfinished (e.g. a cleared rank).
+
+    The check reads the assignment inside the saving transaction, so it sees exactly
+    what would be committed.
+    """
+    session.expire_all()
+    saved = session.get(Assignment, assignment_id)
+    stage = next_stage(saved) if saved.completed_at is not None else None
+    if stage is not None:
+        session.rollback()
+        raise InvalidLabel(f"this assignment is completed; stage {stage!r} would be left unfinished")
     session.commit()
 
 
@@ -179,6 +205,8 @@ def contradictions(labels: list[ImageLabel]) -> list[Contradiction]:
 
 
 def complete(session: Session, assignment: Assignment) -> None:
+    """Mark an assignment completed; the check runs after the row is locked by the update, so a
+    save that clears a label at the same moment cannot slip in between check and completion."""
     stage = next_stage(assignment)
     if stage is not None:
         raise InvalidLabel(f"stage {stage!r} is not finished")
@@ -186,4 +214,4 @@ def complete(session: Session, assignment: Assignment) -> None:
         session.execute(
             update(Assignment).where(Assignment.id == assignment.id).values(completed_at=utcnow())
         )
-        session.commit()
+        _commit_if_still_valid(session, assignment.id)

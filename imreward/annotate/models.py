@@ -26,6 +26,12 @@ PROMPT_FLAGS = ("unclear", "harmful", "not_drawable")
 ISSUE_FLAGS = ("distorted_body", "distorted_face", "artifacts", "text_errors", "unsafe_content")
 RATING_FIELDS = ("alignment", "fidelity", "harmlessness", "overall")
 RATING_MIN, RATING_MAX = 1, 7
+MAX_ROW_ID = 2**31 - 1  # ids are `Integer`: 32 bits on PostgreSQL
+
+
+def storable_ids(ids: list[int]) -> list[int]:
+    """The ids a row could have; larger ones would overflow the column (an error, not a miss)."""
+    return [i for i in ids if 0 < i <= MAX_ROW_ID]
 
 
 def utcnow() -> datetime:
@@ -133,3 +139,41 @@ class ImageLabel(Base):
     @property
     def fully_rated(self) -> bool:
         return all(getattr(self, field) is not None for field in RATING_FIELDS)
+
+
+class UserSession(Base):
+    """A server-side login session; the browser's cookie holds only a random token.
+
+    The token's SHA-256 is stored, so a leaked database does not hand out live sessions.
+    """
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ThrottleCounter(Base):
+    """Failed-login counters shared by every worker process; `key` is a hash of its scope."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One administrative action: who did what, when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    actor: Mapped[User | None] = relationship()

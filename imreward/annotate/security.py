@@ -13,6 +13,8 @@ CSRF_SESSION_KEY = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FORM_FIELD = "csrf_token"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_MEDIA_PATH = 1024  # the `images.media_path` column
+MAX_NAME_BYTES = 255  # one path component, on common file systems
 
 SECURITY_HEADERS = {
     b"content-security-policy": (
@@ -48,14 +50,23 @@ async def verify_csrf(request: Request) -> None:
 def resolve_media_path(media_root: Path, requested: str) -> Path | None:
     """The file `requested` names inside `media_root`, or None if it would leave the root.
 
-    Refuses absolute paths, any `..` component, and symbolic links pointing outside.
+    Refuses absolute paths, any `..` component, symbolic links pointing outside, and names
+    the file system could not hold (a NUL byte, an over-long name), which would otherwise
+    raise instead of answering "no such file".
     """
+    if "\0" in requested or len(requested) > MAX_MEDIA_PATH:
+        return None
     parts = PurePosixPath(requested.replace("\\", "/")).parts
     if not parts or requested.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
         return None
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
+        return None
     root = media_root.resolve()
-    candidate = root.joinpath(*parts).resolve()
-    if not candidate.is_relative_to(root) or not candidate.is_file():
+    try:
+        candidate = root.joinpath(*parts).resolve()
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return None
+    except (OSError, ValueError):  # e.g. a lone surrogate the file system cannot encode
         return None
     return candidate
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from . import labels as label_service
-from .deps import current_user, db_session, flash, redirect, render
+from .deps import RowId, current_user, db_session, flash, redirect, render
 from .models import CATEGORIES, ISSUE_FLAGS, PROMPT_FLAGS, RATING_FIELDS, Assignment, Image, User
 from .security import resolve_media_path
 
@@ -43,7 +43,7 @@ def _assignment(assignment_id: int, user: User, session: Session) -> Assignment:
 
 
 @router.get("/assignments/{assignment_id}")
-def resume(assignment_id: int, user=Depends(current_user), session=Depends(db_session)):
+def resume(assignment_id: RowId, user=Depends(current_user), session=Depends(db_session)):
     """Send the annotator to where they stopped."""
     assignment = _assignment(assignment_id, user, session)
     stage = label_service.next_stage(assignment)
@@ -55,7 +55,7 @@ def resume(assignment_id: int, user=Depends(current_user), session=Depends(db_se
 @router.get("/assignments/{assignment_id}/{stage}")
 def stage_page(
     request: Request,
-    assignment_id: int,
+    assignment_id: RowId,
     stage: str,
     user: User = Depends(current_user),
     session: Session = Depends(db_session),
@@ -95,7 +95,7 @@ def _saved(assignment: Assignment, session: Session) -> dict:
 
 @router.post("/api/assignments/{assignment_id}/prompt")
 def save_prompt_label(
-    assignment_id: int,
+    assignment_id: RowId,
     field: str = Body(...),
     value: str | bool | None = Body(...),
     user: User = Depends(current_user),
@@ -108,8 +108,8 @@ def save_prompt_label(
 
 @router.post("/api/assignments/{assignment_id}/images/{image_id}")
 def save_image_label(
-    assignment_id: int,
-    image_id: int,
+    assignment_id: RowId,
+    image_id: RowId,
     field: str = Body(...),
     value: bool | int | None = Body(...),
     user: User = Depends(current_user),
@@ -123,7 +123,7 @@ def save_image_label(
 @router.post("/assignments/{assignment_id}/complete")
 def complete(
     request: Request,
-    assignment_id: int,
+    assignment_id: RowId,
     user: User = Depends(current_user),
     session: Session = Depends(db_session),
 ):

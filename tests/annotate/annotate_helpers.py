@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +63,10 @@ class Platform:
             prompt = session.query(Prompt).filter_by(external_id=external_id).one()
             return [image.id for image in prompt.images]
 
+    def new_app(self, **config):
+        """Another app on the same database and media (a second worker process, say)."""
+        return create_app(AppConfig(self.db_url, self.media_root, secret_key="test-secret", **config))
+
     def assign(self, external_ids: list[str], usernames: list[str]) -> None:
         with self.sessions() as session:
             prompts = [self.prompt(e).id for e in external_ids]
@@ -67,7 +74,7 @@ class Platform:
             assign(session, prompts, users)
 
 
-def build_platform(db_url: str, tmp_path: Path, prompt_folders: Path | None) -> Platform:
+def build_platform(db_url: str, tmp_path: Path, prompt_folders: Path | None, **config) -> Platform:
     media_root = tmp_path / "media"
     media_root.mkdir()
     engine = make_engine(db_url)
@@ -79,8 +86,28 @@ def build_platform(db_url: str, tmp_path: Path, prompt_folders: Path | None) -> 
             create_user(session, name, PASSWORD, "annotator")
         if prompt_folders is not None:
             import_path(session, media_root, prompt_folders)
-    app = create_app(AppConfig(db_url, media_root, secret_key="test-secret"))
+    app = create_app(AppConfig(db_url, media_root, secret_key="test-secret", **config))
     return Platform(db_url, media_root, sessions, app)
+
+
+@contextmanager
+def running_server(app):
+    """Serve `app` with uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from annotate.annotate_helpers import Platform, build_platform, write_prompt_folders
+from annotate.annotate_helpers import Platform, build_platform, running_server, write_prompt_folders
 
 PG_URL_ENV = "IMREWARD_TEST_PG_URL"
 
@@ -60,20 +58,8 @@ def platform(db_url, tmp_path, prompt_folders) -> Platform:
 @pytest.fixture
 def live_server(platform):
     """The platform's app served by uvicorn on 127.0.0.1 in a background thread."""
-    import uvicorn
-
-    config = uvicorn.Config(platform.app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_server(platform.app) as url:
+        yield url
 
 
 @pytest.fixture
