@@ -86,6 +86,12 @@ _SCORERS: dict[str, ScorerInfo] = {
         "(+ config and tokenizer of hf://Qwen/Qwen2-VL-7B-Instruct)", licence="Apache-2.0 (model card; Qwen2-VL base Apache-2.0)",
         size="Qwen2-VL-7B-Instruct + 3-layer MLP head, 8.3B",
         trained_on="HPDv3: 1.08M text-image pairs, 1.17M annotated pairwise comparisons"),
+    "MPS": ScorerInfo(
+        "imreward.models.mps:load_mps", source="MPS_overall_checkpoint.pth (Google Drive link in Kwai-Kolors/MPS; "
+        "pass checkpoint=) + config and tokenizer of hf://laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        licence="not stated (Kwai-Kolors/MPS has no LICENSE file)",
+        size="CLIP ViT-H/14 + 4-layer fusion block (width 1024, 16 heads)",
+        trained_on="MHP: 918k comparisons of 607k generated images, overall preference"),
 }
 
 
