@@ -14,9 +14,11 @@ The published weights are a whole-model pickle; they are read with ``imreward.sa
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -185,3 +187,21 @@ def load_mps(name: str = "MPS", device: str | torch.device | None = None, dtype:
                                 f"{', '.join(BASE_FILES)} of {BASE_MODEL}")
     model = build_mps(base_model, read_mps_checkpoint(checkpoint), str(checkpoint), dtype)
     return model.to(resolve_device(device)).eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m imreward.models.mps SOURCE.pth TARGET.safetensors``: convert the MPS release once."""
+    parser = argparse.ArgumentParser(prog="python -m imreward.models.mps", description=convert_mps.__doc__)
+    parser.add_argument("source", help="MPS_overall_checkpoint.pth as published")
+    parser.add_argument("target", help="the .safetensors file to write")
+    args = parser.parse_args(argv)
+    try:
+        print(f"wrote {convert_mps(args.source, args.target)}")
+    except (CheckpointError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

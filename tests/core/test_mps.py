@@ -23,7 +23,7 @@ from torch import nn
 import imreward
 from imreward._clip_vocab import write_clip_tokenizer
 from imreward.errors import CheckpointError
-from imreward.models.mps import build_mps, convert_mps, from_published_layout
+from imreward.models.mps import build_mps, from_published_layout, main
 from imreward.testing import seeded_state_dict
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -114,8 +114,11 @@ def test_scores_equal_the_original_on_every_image_mode_and_prompt(scorer, golden
     assert np.abs(np.array(scores) - np.array(expected)).max() < TOLERANCE
 
 
-def test_converted_safetensors_scores_the_same(tmp_path, published_checkpoint, base, scorer, golden):
-    converted = convert_mps(published_checkpoint, tmp_path / "mps.safetensors")
+def test_converted_safetensors_scores_the_same(tmp_path, published_checkpoint, base, golden, capsys):
+    converted = tmp_path / "mps.safetensors"
+    assert main([str(published_checkpoint), str(converted)]) == 0
+    assert main([str(tmp_path / "missing.pth"), str(tmp_path / "out.safetensors")]) == 1
+    assert "missing.pth" in capsys.readouterr().err
     again = imreward.load_score("MPS", device="cpu", checkpoint=converted, base_model=base)
     prompt = next(iter(golden["scores"]))
     assert again.score(prompt, IMAGES[:2]) == pytest.approx([golden["scores"][prompt][i.name] for i in IMAGES[:2]],
