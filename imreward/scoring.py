@@ -159,6 +159,10 @@ class RewardScorer(nn.Module):
         size overrides this together with ``score_preprocessed``)."""
         return torch.stack(images)
 
+    def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """One batch from rows of ``encode_prompts`` outputs (one dict of tensors per item; stacked)."""
+        return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
+
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without
         gradients; moves the inputs to the model's device and dtype."""

@@ -13,12 +13,15 @@ The vision tower and language model are transformers' Qwen2-VL modules.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 from transformers import AutoTokenizer, Qwen2VLConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import (
@@ -90,11 +93,23 @@ class HPSv3(RewardScorer):
             suffix_ids[row, : len(ids)] = torch.tensor(ids)
         return {"suffix_ids": suffix_ids, "suffix_lengths": torch.tensor([len(ids) for ids in encoded])}
 
+    @property
+    def pil_preprocess(self) -> Callable[[Image.Image], Patches]:
+        """PIL image -> (patches, grid_thw); images vary in size, so batches go through ``collate_images``."""
+        return functools.partial(pil_patches, config=self.patches)
+
     def preprocess(self, image: ImageInput) -> Patches:
         return pil_patches(load_image(image, self.max_pixels), self.patches)
 
     def collate_images(self, images: list[Patches]) -> Patches:
         return torch.cat([p for p, _ in images]), torch.stack([g for _, g in images])
+
+    def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Rows of ``encode_prompts`` outputs (suffix widths may differ) -> one padded batch."""
+        width = max(text["suffix_ids"].shape[-1] for text in texts)
+        suffix_ids = torch.stack([torch.nn.functional.pad(text["suffix_ids"], (0, width - text["suffix_ids"].shape[-1]),
+                                                          value=self.pad_token_id) for text in texts])
+        return {"suffix_ids": suffix_ids, "suffix_lengths": torch.stack([text["suffix_lengths"] for text in texts])}
 
     def score_preprocessed(self, pixel_values: Patches, text: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
@@ -115,18 +130,21 @@ class HPSv3(RewardScorer):
         text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
         return self.reward_logits(patches, grid_thw.to(self.device), **text)
 
-    def score_with_uncertainty(self, prompt: str | Sequence[str],
-                               images: Sequence[ImageInput]) -> list[tuple[float, float]]:
-        """(mu, sigma) per image: sigma = exp of the head's second output."""
+    def score_with_uncertainty(self, prompt: str | Sequence[str], images: Sequence[ImageInput],
+                               batch_size: int = 8) -> list[tuple[float, float]]:
+        """(mu, sigma) per image, ``batch_size`` images per forward: sigma = exp of the head's second output."""
         images = list(images)
         prompt_list = [prompt] * len(images) if isinstance(prompt, str) else list(prompt)
         if len(prompt_list) != len(images):
             raise ValueError(f"got {len(prompt_list)} prompts for {len(images)} images")
-        text = self.encode_prompts(prompt_list)
-        with torch.inference_mode():
-            patches, grid_thw = self.collate_images([self.preprocess(image) for image in images])
-            logits = self.reward_logits(patches, grid_thw, **text).float().cpu()
-        return [(mu, float(torch.tensor(log_sigma).exp())) for mu, log_sigma in logits.tolist()]
+        results = []
+        for start in range(0, len(images), batch_size):
+            text = self.encode_prompts(prompt_list[start: start + batch_size])
+            with torch.inference_mode():
+                patches, grid_thw = self.collate_images([self.preprocess(i) for i in images[start: start + batch_size]])
+                logits = self.reward_logits(patches, grid_thw, **text).float().cpu()
+            results += [(mu, math.exp(log_sigma)) for mu, log_sigma in logits.tolist()]
+        return results
 
     # ---- the model ----------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def test_scores_equal_the_original_on_every_image_mode_and_prompt(scorer, golden
 
 def test_uncertainty_is_exp_of_the_second_output(scorer, golden):
     prompt = next(iter(golden["scores"]))
-    results = scorer.score_with_uncertainty(prompt, IMAGES[:3])
+    results = scorer.score_with_uncertainty(prompt, IMAGES[:3], batch_size=2)
     for (mu, sigma), image in zip(results, IMAGES[:3]):
         ref_mu, ref_log_sigma = golden["scores"][prompt][image.name]
         assert mu == pytest.approx(ref_mu, abs=TOLERANCE)
@@ -109,6 +109,15 @@ def test_bfloat16_keeps_the_head_in_float32(checkpoint, scorer):
     assert half.rm_head[0].weight.dtype == torch.float32
     reference = scorer.score("a fox", IMAGES[:2])
     assert half.score("a fox", IMAGES[:2]) == pytest.approx(reference, abs=0.1)
+
+
+def test_per_item_preprocessing_and_text_collate_like_the_server(scorer, golden):
+    prompts = list(golden["scores"])[:2]
+    items = [scorer.pil_preprocess(Image.open(image)) for image in IMAGES[:2]]
+    texts = [{k: v[0] for k, v in scorer.encode_prompts([p]).items()} for p in prompts]
+    scores = scorer.score_preprocessed(scorer.collate_images(items), scorer.collate_text(texts))
+    expected = [golden["scores"][p][i.name][0] for p, i in zip(prompts, IMAGES[:2])]
+    assert scores.tolist() == pytest.approx(expected, abs=TOLERANCE)
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path, checkpoint):
