@@ -52,7 +52,7 @@ def reward_head(hidden_size: int) -> nn.Sequential:
 
 
 class HPSv3(RewardScorer):
-    """Scores are HPSv3's mu (unbounded; about -5..15 for the published model).
+    """Scores are HPSv3's mu (unbounded; higher is preferred).
 
     Args:
         config: the base model's Qwen2-VL config (vocab size as in the checkpoint).
@@ -65,6 +65,7 @@ class HPSv3(RewardScorer):
         self.config = config
         self.tokenizer = tokenizer
         self.patches = patches or PatchConfig(HPSV3_PIXELS, HPSV3_PIXELS)
+        self.image_size = round(self.patches.max_pixels ** 0.5)  # a square image's side at that budget (for display)
         self.visual = Qwen2VisionTransformerPretrainedModel._from_config(config.vision_config)
         self.language_model = Qwen2VLTextModel._from_config(config.text_config)
         self.rm_head = reward_head(config.text_config.hidden_size)

@@ -42,7 +42,7 @@ CHECKPOINT_URL = "https://drive.google.com/file/d/17qrK_aJkVNM75ZEvMEePpLj6L867M
 
 
 class MPS(RewardScorer):
-    """Scores are exp(logit_scale) x cosine (about 0..30 for the published model).
+    """Scores are exp(logit_scale) x cosine; higher is preferred.
 
     Args:
         config: the CLIP config (laion ViT-H/14's for the published model).
