@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-from imreward.errors import CheckpointError
+from imreward.errors import CheckpointError, ModelDownloadError
 from imreward.hub import hub_file, load_weights, read_state_dict, resolve_device
 from imreward.models.mps_fusion import PUBLISHED_RENAMES, FusionModel
 from imreward.preprocess import HFCLIPPilPreprocessor
@@ -36,8 +36,8 @@ OVERALL_CONDITION = ("light, color, clarity, tone, style, ambiance, artistry, sh
                      "structure, instance, texture, quantity, attributes, position, number, location, word, things.")
 CONDITION_THRESHOLD = 0.3  # eval scripts' value (the training forward used 0.01)
 BASE_MODEL = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # config, tokenizer and image processor MPS uses
-BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-              "preprocessor_config.json")
+BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json")
+OPTIONAL_BASE_FILES = ("special_tokens_map.json",)
 CHECKPOINT_URL = "https://drive.google.com/file/d/17qrK_aJkVNM75ZEvMEePpLj6L867MLkN (MPS_overall_checkpoint.pth)"
 
 
@@ -182,6 +182,11 @@ def load_mps(name: str = "MPS", device: str | torch.device | None = None, dtype:
         dtype = getattr(torch, dtype)
     if base_model is None:
         base_model = {hub_file(BASE_MODEL, f, download_root=download_root).parent for f in BASE_FILES}.pop()
+        for name in OPTIONAL_BASE_FILES:
+            try:
+                hub_file(BASE_MODEL, name, download_root=download_root)
+            except ModelDownloadError:
+                pass
     elif not Path(base_model, "config.json").is_file():
         raise FileNotFoundError(f"base_model {base_model} has no config.json: pass a folder holding "
                                 f"{', '.join(BASE_FILES)} of {BASE_MODEL}")

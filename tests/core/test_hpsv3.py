@@ -16,8 +16,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import imreward
+from fake_hub import FakeHub
 from imreward.errors import CheckpointError
-from imreward.models.hpsv3 import from_published_layout
+from imreward.models.hpsv3 import BASE_FILES, BASE_MODEL, HPSV3_FILE, HPSV3_REPO, from_published_layout
 from imreward.testing import seeded_state_dict
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -129,3 +130,12 @@ def test_bad_inputs_raise_clear_errors(tmp_path, checkpoint):
         imreward.load_score("HPSv3", device="cpu", checkpoint=checkpoint, base_model=tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         imreward.load_score("HPSv3", device="cpu", checkpoint=tmp_path / "missing.safetensors", base_model=BASE)
+
+
+def test_loads_the_published_files_from_the_hub(checkpoint, golden, tmp_path, monkeypatch):
+    files = {(BASE_MODEL, name): BASE / name for name in BASE_FILES} | {(HPSV3_REPO, HPSV3_FILE): checkpoint}
+    with FakeHub(files) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        model = imreward.load_score("HPSv3", device="cpu", download_root=tmp_path / "cache")
+    prompt = next(iter(golden["scores"]))
+    assert model.score(prompt, IMAGES[0]) == pytest.approx(golden["scores"][prompt][IMAGES[0].name][0], abs=TOLERANCE)

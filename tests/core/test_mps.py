@@ -20,10 +20,13 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
+from transformers import AutoTokenizer
+
 import imreward
+from fake_hub import FakeHub
 from imreward._clip_vocab import write_clip_tokenizer
 from imreward.errors import CheckpointError
-from imreward.models.mps import build_mps, from_published_layout, main
+from imreward.models.mps import BASE_FILES, BASE_MODEL, build_mps, from_published_layout, main
 from imreward.testing import seeded_state_dict
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -151,3 +154,16 @@ def test_bad_inputs_raise_clear_errors(tmp_path, base):
         imreward.load_score("MPS", device="cpu", checkpoint=bad, base_model=base)
     with pytest.raises(FileNotFoundError, match="config.json"):
         imreward.load_score("MPS", device="cpu", checkpoint=bad, base_model=tmp_path)
+
+
+def test_base_model_files_come_from_the_hub(published_checkpoint, base, golden, tmp_path, monkeypatch):
+    published = tmp_path / "laion"
+    AutoTokenizer.from_pretrained(base).save_pretrained(published)  # the repo ships tokenizer.json
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(base / name, published / name)
+    with FakeHub({(BASE_MODEL, name): published / name for name in BASE_FILES}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        model = imreward.load_score("MPS", device="cpu", checkpoint=published_checkpoint,
+                                    download_root=tmp_path / "cache")
+    prompt = next(iter(golden["scores"]))
+    assert model.score(prompt, IMAGES[0]) == pytest.approx(golden["scores"][prompt][IMAGES[0].name], abs=TOLERANCE)
