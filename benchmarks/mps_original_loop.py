@@ -1,5 +1,5 @@
 """Times MPS's original ``infer_one_sample`` loop (float32, CPU); run with the oracle environment's
-python by benchmarks/mps_throughput.py. Prints one JSON line {"images_per_s": ...}.
+python by benchmarks/mps_throughput.py. Prints one JSON line {"images_per_s": ..., "scores": [...]}.
 
 Usage: ORACLE_PYTHON benchmarks/mps_original_loop.py MPS_SRC BASE_FOLDER WEIGHTS.safetensors IMAGE...
 """
@@ -32,9 +32,8 @@ def main() -> None:
     torch.Tensor.half = lambda self, *a, **k: self
     infer_one_sample(images[0], PROMPT, model, processor, tokenizer, "cpu")  # warm-up
     start = time.perf_counter()
-    for image in images:
-        infer_one_sample(image, PROMPT, model, processor, tokenizer, "cpu")
-    print(json.dumps({"images_per_s": len(images) / (time.perf_counter() - start)}))
+    scores = [float(infer_one_sample(image, PROMPT, model, processor, tokenizer, "cpu")[0]) for image in images]
+    print(json.dumps({"images_per_s": len(images) / (time.perf_counter() - start), "scores": scores}))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Measures in one run on one machine, per dtype: images/s of ``score_batch`` from 
 (decode + preprocess + model) at ``--batch-size``; images/s of one image per forward, the loop
 structure of MPS's eval scripts; and, with ``--original-python`` and ``--mps-src`` (see
 scripts/make_golden_mps.py), the original code's own ``infer_one_sample`` loop on the same weights
-(float32; its CUDA float16 casts made the identity on the CPU).
+(float32; its CUDA float16 casts made the identity on the CPU), with the largest score difference
+between the two at full size.
 
     flock /tmp/imreward-heavy.lock python benchmarks/mps_throughput.py --images 8 --batch-size 8
 """
@@ -94,6 +95,8 @@ def main() -> None:
         started = time.perf_counter()
         model, state = build(tmp)
         results["build_s"] = time.perf_counter() - started
+        model.float()
+        reference = model.score_batch(PROMPT, files, batch_size=args.batch_size)
         for dtype in args.dtypes:
             model.to(getattr(torch, dtype))
             results[f"{dtype}_batched"] = images_per_s(
@@ -108,7 +111,9 @@ def main() -> None:
             script = Path(__file__).with_name("mps_original_loop.py")
             out = subprocess.run([args.original_python, str(script), args.mps_src, str(tmp), str(weights),
                                   *map(str, files)], capture_output=True, text=True, check=True)
-            results["float32_original_loop"] = json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
+            original = json.loads(out.stdout.strip().splitlines()[-1])
+            results["float32_original_loop"] = original["images_per_s"]
+            results["max_abs_score_difference_fp32"] = float(np.abs(np.subtract(original["scores"], reference)).max())
     print(json.dumps(results))
 
 
