@@ -148,7 +148,8 @@ def main() -> None:
             (tmp / name.name).write_bytes(name.read_bytes())
         Qwen2VLForConditionalGeneration._from_config(transformers.AutoConfig.from_pretrained(base)).save_pretrained(tmp)
         yaml_text = (Path(sys.modules["hpsv3"].__file__).parent / "config/HPSv3_7B.yaml").read_text()
-        yaml_text = (yaml_text.replace('model_name_or_path: "Qwen/Qwen2-VL-7B-Instruct"', f'model_name_or_path: "{tmp}"')
+        yaml_text = (yaml_text.replace('model_name_or_path: "Qwen/Qwen2-VL-7B-Instruct"',
+                                       f'model_name_or_path: "{tmp}"')
                      .replace("bf16: True", "bf16: False").replace('torch_dtype: "bfloat16"', 'torch_dtype: "float32"')
                      .replace("deepspeed: hpsv3/config/ds_config/zero2.json", ""))
         (tmp / "hpsv3.yaml").write_text(yaml_text)

@@ -117,9 +117,9 @@ def fusion_shape(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
     if not layers:
         raise CheckpointError("no cross_model.layers.* in the checkpoint: not an MPS checkpoint")
     prefix = "cross_model.layers.0.cross_attention."
-    dim = state_dict[prefix + "to_q.weight"].shape[1]
+    inner, dim = state_dict[prefix + "to_q.weight"].shape
     head_dim = state_dict[prefix + "to_kv.weight"].shape[0] // 2
-    return {"layers": len(layers), "head_dim": head_dim, "heads": state_dict[prefix + "to_q.weight"].shape[0] // head_dim,
+    return {"layers": len(layers), "head_dim": head_dim, "heads": inner // head_dim,
             "ff_mult": state_dict[prefix + "ff.0.weight"].shape[0] // (2 * dim)}
 
 

@@ -52,7 +52,8 @@ def scorer(checkpoint):
 
 def test_published_layout_maps_onto_transformers_modules(scorer, published_shapes):
     converted = from_published_layout({k: torch.empty(shape, device="meta") for k, shape in published_shapes.items()})
-    assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in scorer.state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in scorer.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in converted.items()} == ours
     assert set(published_shapes) - {"lm_head.weight"} == {k for k in published_shapes if k.split(".")[0] in
                                                           ("model", "visual", "rm_head")}
 
