@@ -90,7 +90,7 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.mps:load_mps", source="MPS_overall_checkpoint.pth (Google Drive link in Kwai-Kolors/MPS; "
         "pass checkpoint=) + config and tokenizer of hf://laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
         licence="not stated (Kwai-Kolors/MPS has no LICENSE file)",
-        size="CLIP ViT-H/14 + 4-layer fusion block (width 1024, 16 heads)",
+        size="CLIP ViT-H/14 (986M) + 4-layer fusion block (width 1024, 16 heads, 118M)",
         trained_on="MHP: 918k comparisons of 607k generated images, overall preference"),
 }
 
