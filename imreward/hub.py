@@ -83,7 +83,8 @@ _SCORERS: dict[str, ScorerInfo] = {
         size="CLIP ViT-L/14 + 5-layer MLP", trained_on="SAC, LAION-Logos and AVA aesthetic ratings"),
     "HPSv3": ScorerInfo(
         "imreward.models.hpsv3:load_hpsv3", source="hf://MizzenAI/HPSv3/HPSv3.safetensors "
-        "(+ config and tokenizer of hf://Qwen/Qwen2-VL-7B-Instruct)", licence="Apache-2.0 (model card; Qwen2-VL base Apache-2.0)",
+        "(+ config and tokenizer of hf://Qwen/Qwen2-VL-7B-Instruct)",
+        licence="Apache-2.0 (model card; Qwen2-VL base Apache-2.0)",
         size="Qwen2-VL-7B-Instruct + 3-layer MLP head, 8.3B",
         trained_on="HPDv3: 1.08M text-image pairs, 1.17M annotated pairwise comparisons"),
     "MPS": ScorerInfo(
