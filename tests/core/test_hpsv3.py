@@ -140,3 +140,16 @@ def test_loads_the_published_files_from_the_hub(checkpoint, golden, tmp_path, mo
         model = imreward.load_score("HPSv3", device="cpu", download_root=tmp_path / "cache")
     prompt = next(iter(golden["scores"]))
     assert model.score(prompt, IMAGES[0]) == pytest.approx(golden["scores"][prompt][IMAGES[0].name][0], abs=TOLERANCE)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 5e-3), (torch.bfloat16, 0.1)])
+def test_cuda_scores_and_gradients(checkpoint, golden, dtype, tolerance):
+    model = imreward.load_score("HPSv3", device="cuda", dtype=dtype, checkpoint=checkpoint, base_model=BASE)
+    prompt = next(iter(golden["scores"]))
+    expected = [golden["scores"][prompt][image.name][0] for image in IMAGES]
+    assert model.score_batch(prompt, IMAGES, batch_size=4) == pytest.approx(expected, abs=tolerance)
+    pixels = torch.rand(2, 3, 300, 200, device="cuda", requires_grad=True)
+    model.score_tensor(pixels, prompt).sum().backward()
+    assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0

@@ -167,3 +167,16 @@ def test_base_model_files_come_from_the_hub(published_checkpoint, base, golden, 
                                     download_root=tmp_path / "cache")
     prompt = next(iter(golden["scores"]))
     assert model.score(prompt, IMAGES[0]) == pytest.approx(golden["scores"][prompt][IMAGES[0].name], abs=TOLERANCE)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 5e-3), (torch.bfloat16, 0.05)])
+def test_cuda_scores_and_gradients(published_checkpoint, base, golden, dtype, tolerance):
+    model = imreward.load_score("MPS", device="cuda", dtype=dtype, checkpoint=published_checkpoint, base_model=base)
+    prompt = next(iter(golden["scores"]))
+    expected = [golden["scores"][prompt][image.name] for image in IMAGES]
+    assert model.score_batch(prompt, IMAGES, batch_size=4) == pytest.approx(expected, abs=tolerance)
+    pixels = torch.rand(2, 3, 300, 200, device="cuda", requires_grad=True)
+    model.score_tensor(pixels, prompt).sum().backward()
+    assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
