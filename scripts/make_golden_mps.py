@@ -5,7 +5,7 @@ Kwai-Kolors/MPS publishes its model code only as compiled .pyc files; its eval s
 ``trainer/models/clip_model.py`` and ``trainer/models/cross_modeling.py`` as found in public copies
 of MPS's trainer (the classes the published pickle names), plus ``infer_one_sample`` from the eval
 script, all kept outside this repository in a folder passed as ``--mps-src``, run with
-transformers 4.45.2 (``scripts/oracle_env_hpsv3.sh`` builds that environment; add ``einops``).
+transformers 4.45.2 (the environment ``scripts/oracle_env_hpsv3.sh`` builds).
 The eval script casts images and the mask to float16 for a float16 CUDA model; here
 ``Tensor.half`` is made the identity so the same code runs the float32 model on the CPU.
 
