@@ -81,6 +81,18 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.aesthetic_score:load_aesthetic_score",
         source="LAION improved-aesthetic-predictor sac+logos+ava1-l14-linearMSE.pth", licence="Apache-2.0",
         size="CLIP ViT-L/14 + 5-layer MLP", trained_on="SAC, LAION-Logos and AVA aesthetic ratings"),
+    "HPSv3": ScorerInfo(
+        "imreward.models.hpsv3:load_hpsv3", source="hf://MizzenAI/HPSv3/HPSv3.safetensors "
+        "(+ config and tokenizer of hf://Qwen/Qwen2-VL-7B-Instruct)",
+        licence="Apache-2.0 (model card; Qwen2-VL base Apache-2.0)",
+        size="Qwen2-VL-7B-Instruct + 3-layer MLP head, 8.3B",
+        trained_on="HPDv3: 1.08M text-image pairs, 1.17M annotated pairwise comparisons"),
+    "MPS": ScorerInfo(
+        "imreward.models.mps:load_mps", source="MPS_overall_checkpoint.pth (Google Drive link in Kwai-Kolors/MPS; "
+        "pass checkpoint=) + config and tokenizer of hf://laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        licence="not stated (Kwai-Kolors/MPS has no LICENSE file)",
+        size="CLIP ViT-H/14 (986M) + 4-layer fusion block (width 1024, 16 heads, 118M)",
+        trained_on="MHP: 918k comparisons of 607k generated images, overall preference"),
 }
 
 
@@ -217,10 +229,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint",
+                 dtype: torch.dtype = torch.float32) -> None:
     """Load strictly, with an error that names every missing, unexpected or misshapen tensor.
 
-    The model may live on the meta device: tensors are assigned, not copied.
+    The model may live on the meta device: tensors are assigned, not copied. Floating-point
+    tensors are cast to ``dtype``.
     """
     state_dict = dict(state_dict)
     position_ids = state_dict.pop(POSITION_IDS_KEY, None)
@@ -236,7 +250,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], so
                                     ("shape mismatches", misshapen)) if keys]
     if problems:
         raise CheckpointError(f"{source} does not match the model architecture:\n  " + "\n  ".join(problems))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
+    model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
                           strict=True, assign=True)
 
 

@@ -74,3 +74,24 @@ def preprocess_tensor(pixels: torch.Tensor, size: int, mean: Sequence[float], st
     mean = torch.tensor(mean, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
     std = torch.tensor(std, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
     return (pixels - mean) / std
+
+
+class HFCLIPPilPreprocessor:
+    """PIL image -> normalised [3, size, size] as transformers' ``CLIPImageProcessor`` does it (the
+    preprocessing of hub CLIP repos such as laion/CLIP-ViT-H-14-laion2B-s32B-b79K): convert to RGB
+    first, bicubic resize of the shorter side, then a centre crop whose offsets round down (torchvision
+    rounds to nearest, so the two differ by a pixel for some sizes)."""
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.size = size
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB")
+        height, width = resized_size(image.height, image.width, self.size)
+        image = image.resize((width, height), Image.BICUBIC)
+        top, left = (height - self.size) // 2, (width - self.size) // 2
+        image = image.crop((left, top, left + self.size, top + self.size))
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+        return (pixels - self.mean) / self.std

@@ -135,7 +135,7 @@ class RewardScorer(nn.Module):
             if ok:
                 rows = torch.tensor([prompt_index[prompt_list[start + i]] for i in ok])
                 batch_text = {key: value[rows] for key, value in text.items()}
-                batch_scores = self.score_preprocessed(torch.stack([pixels[i] for i in ok]), batch_text)
+                batch_scores = self.score_preprocessed(self.collate_images([pixels[i] for i in ok]), batch_text)
                 for i, value in zip(ok, batch_scores.tolist()):
                     scores[start + i] = value
             bar.update(len(pixels))
@@ -154,6 +154,15 @@ class RewardScorer(nn.Module):
         pixel_values = preprocess_tensor(pixels, self.image_size, self.image_mean, self.image_std)
         text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
         return self(pixel_values.to(self.compute_dtype), **text)
+
+    def collate_images(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """One batch from the outputs of ``preprocess`` (stacked; a scorer whose images vary in
+        size overrides this together with ``score_preprocessed``)."""
+        return torch.stack(images)
+
+    def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """One batch from rows of ``encode_prompts`` outputs (one dict of tensors per item; stacked)."""
+        return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
 
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without
