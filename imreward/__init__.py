@@ -18,7 +18,7 @@ _EXPORTS = {
     "imreward.hub": ["ModelSpec", "available_models", "available_scores",
                      "list_models", "load", "load_score", "load_scorer", "register", "register_scorer", "ScorerInfo",
                      "scorer_info"],
-    "imreward.image_io": ["load_image"],
+    "imreward.image_io": ["load_image", "verify_image"],
     "imreward.models.image_reward": ["ImageReward"],
     "imreward.scoring": ["RewardScorer", "Scorer"],
 }
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from imreward.errors import CheckpointError, ImageLoadError, ModelDownloadError
     from imreward.hub import (ModelSpec, ScorerInfo, available_models, available_scores, list_models, load, load_score,
                               load_scorer, register, register_scorer, scorer_info)
-    from imreward.image_io import load_image
+    from imreward.image_io import load_image, verify_image
     from imreward.models.image_reward import ImageReward
     from imreward.scoring import RewardScorer, Scorer
 

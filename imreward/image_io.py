@@ -1,13 +1,27 @@
 """Turn the image inputs users pass (paths, bytes, PIL images, arrays, tensors) into PIL images,
-with errors that name the offending input."""
+with errors that name the offending input, and check encoded images against a format allow-list.
+
+Encoded images (paths, bytes) are opened only by the Pillow plugins of the allowed formats
+(``Image.open(formats=...)``), so no other parser ever sees the data. Two lists:
+
+- ``WEB_FORMATS`` (PNG, JPEG, WebP): for images from others; the server, ``imreward score`` and
+  ``score-dataset`` accept only these unless told otherwise (``--image-formats``).
+- ``LOCAL_FORMATS`` (adds GIF, BMP, TIFF): the Python API's default, for files the caller chose;
+  the formats the original ImageReward was checked against (``tests/core/test_parity.py``).
+
+``FORBIDDEN_FORMATS`` (EPS, PDF, WMF/EMF) can never be allowed: Pillow hands EPS to Ghostscript, an
+external interpreter of a full programming language, and WMF/EMF to the Windows renderer.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import torch
@@ -19,6 +33,123 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, 
 
 # Pillow's own decompression-bomb threshold (about 89 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+# Pillow format ids; MPO is how Pillow names JPEGs from cameras that carry extra pictures.
+WEB_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP"})
+LOCAL_FORMATS = WEB_FORMATS | {"GIF", "BMP", "TIFF"}
+FORBIDDEN_FORMATS = frozenset({"EPS", "PDF", "WMF", "EMF"})
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "PS": "EPS"}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says: Pillow's format id, size in pixels and mode."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+
+
+def parse_formats(names: str | Iterable[str]) -> frozenset[str]:
+    """Pillow format ids from user names (``"png,jpeg,tiff"`` or a list; case-insensitive, ``jpg``
+    and ``tif`` accepted; ``jpeg`` brings MPO along). ``web`` and ``local`` name the two lists.
+
+    Raises:
+        ValueError: an unknown format, or one of ``FORBIDDEN_FORMATS``.
+    """
+    if isinstance(names, str):
+        names = names.split(",")
+    Image.init()
+    formats: set[str] = set()
+    for raw in names:
+        name = _FORMAT_ALIASES.get(raw.strip().upper(), raw.strip().upper())
+        if not name:
+            continue
+        if name in FORBIDDEN_FORMATS:
+            raise ValueError(f"image format {name} is never accepted: its Pillow plugin hands the data to an "
+                             "external program (Ghostscript) or a system renderer")
+        if name in ("WEB", "LOCAL"):
+            formats |= WEB_FORMATS if name == "WEB" else LOCAL_FORMATS
+        elif name in Image.OPEN:
+            formats |= {name, "MPO"} if name == "JPEG" else {name}
+        else:
+            raise ValueError(f"unknown image format {raw.strip()!r}; Pillow reads: {', '.join(sorted(Image.OPEN))}")
+    if not formats:
+        raise ValueError("give at least one image format")
+    return frozenset(formats)
+
+
+def _sniffed_format(prefix: bytes) -> str | None:
+    """The format whose signature ``prefix`` (the first 16 bytes) matches, only to name a refused
+    format in an error: Pillow's signature checks look at these bytes and parse nothing else."""
+    Image.init()
+    for name, (_, accept) in Image.OPEN.items():
+        try:
+            result = accept is not None and accept(prefix)
+        except Exception:  # a signature check that cannot handle a short prefix
+            continue
+        if result and not isinstance(result, str):
+            return name
+    return None
+
+
+def _open(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: int) -> Image.Image:
+    """Open (header only) with the plugins of ``formats``, then check the format and pixel count."""
+    Image.init()
+    if formats & FORBIDDEN_FORMATS:
+        raise ValueError(f"image formats {sorted(formats & FORBIDDEN_FORMATS)} are never accepted")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream, formats=sorted(formats & Image.OPEN.keys()))  # MPO opens as JPEG
+    except Image.UnidentifiedImageError as error:
+        stream.seek(0)
+        sniffed = _sniffed_format(stream.read(16))
+        allowed = ", ".join(sorted(formats))
+        if sniffed is not None and sniffed not in formats:
+            raise ImageLoadError(f"{name}: image format {sniffed} is not accepted (accepted: {allowed})") from error
+        raise ImageLoadError(f"{name}: not an image in an accepted format ({allowed}), or corrupt") from error
+    except Image.DecompressionBombError as error:
+        raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({error})") from error
+    except Exception as error:  # Pillow raises many types for corrupt headers
+        raise ImageLoadError(f"{name}: cannot decode image ({type(error).__name__}: {error})") from error
+    if image.format not in formats:  # a plugin may return a related format (JPEG -> MPO)
+        raise ImageLoadError(f"{name}: image format {image.format} is not accepted "
+                             f"(accepted: {', '.join(sorted(formats))})")
+    _check_pixels(image, name, max_pixels)
+    return image
+
+
+def _encoded_stream(source: str | os.PathLike | bytes | bytearray | memoryview, name: str) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageLoadError(f"{name}: no image data")
+        return io.BytesIO(bytes(source))
+    path = Path(source)
+    if not path.is_file():
+        raise ImageLoadError(f"{name}: no such file")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageLoadError(f"{name}: file is empty")
+        return open(path, "rb")
+    except OSError as error:
+        raise ImageLoadError(f"{name}: cannot read file ({error})") from error
+
+
+def verify_image(source: str | os.PathLike | bytes | bytearray | memoryview, formats: Iterable[str] = WEB_FORMATS,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
+    """Check an encoded image (path or bytes) from its header alone, without decoding pixels.
+
+    Only the Pillow plugins of ``formats`` (Pillow ids, see ``parse_formats``) look at the data.
+
+    Raises:
+        ImageLoadError: missing or empty input, a format not in ``formats`` (named when
+            recognisable), a header Pillow cannot parse, or more than ``max_pixels`` pixels.
+    """
+    name = describe(source)
+    with _encoded_stream(source, name) as stream, _open(stream, name, frozenset(formats), max_pixels) as image:
+        return ImageHeader(image.format, image.width, image.height, image.mode)
 
 
 def describe(source: object) -> str:
@@ -40,17 +171,12 @@ def _check_pixels(image: Image.Image, name: str, max_pixels: int) -> None:
                              "(refused as a possible decompression bomb)")
 
 
-def _decode(stream: io.IOBase, name: str, max_pixels: int) -> Image.Image:
+def _decode(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: int) -> Image.Image:
+    image = _open(stream, name, formats, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
-            _check_pixels(image, name, max_pixels)
             image.load()
-    except ImageLoadError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({error})") from error
     except Exception as error:  # Pillow raises many types for corrupt data
         raise ImageLoadError(f"{name}: cannot decode image ({type(error).__name__}: {error})") from error
     return image
@@ -71,35 +197,33 @@ def _from_array(array: np.ndarray, name: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS,
+               formats: Iterable[str] = LOCAL_FORMATS) -> Image.Image:
     """Return a decoded PIL image for ``source``.
 
-    Paths and encoded bytes are decoded (no EXIF rotation, as in the original ImageReward);
-    numpy arrays are HxW[xC]; torch tensors are CxHxW; both uint8 or floats in [0, 1].
+    Paths and encoded bytes are decoded (no EXIF rotation, as in the original ImageReward) if
+    their format is in ``formats`` (Pillow ids; default ``LOCAL_FORMATS``: PNG, JPEG, WebP, GIF,
+    BMP, TIFF; pass ``WEB_FORMATS`` for images from others); numpy arrays are HxW[xC]; torch
+    tensors are CxHxW; both uint8 or floats in [0, 1].
 
     Raises:
-        ImageLoadError: the file is missing, empty, corrupt or larger than ``max_pixels``.
+        ImageLoadError: the file is missing, empty, corrupt, in a format not in ``formats`` or
+            larger than ``max_pixels``.
         TypeError: ``source`` is of an unsupported type.
     """
     name = describe(source)
     if isinstance(source, Image.Image):
         _check_pixels(source, name, max_pixels)
         return source
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageLoadError(f"{name}: no such file")
-        if path.stat().st_size == 0:
-            raise ImageLoadError(f"{name}: file is empty")
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        stream = _encoded_stream(source, name)
         try:
-            with open(path, "rb") as stream:
-                return _decode(stream, name, max_pixels)
+            return _decode(stream, name, frozenset(formats), max_pixels)
         except OSError as error:
             raise ImageLoadError(f"{name}: cannot read file ({error})") from error
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise ImageLoadError(f"{name}: no image data")
-        return _decode(io.BytesIO(bytes(source)), name, max_pixels)
+        finally:
+            if isinstance(stream, io.BufferedReader):  # a decoded image no longer needs its file
+                stream.close()
     if isinstance(source, torch.Tensor):
         if source.ndim != 3:
             raise ImageLoadError(f"{name}: expected a CxHxW tensor")

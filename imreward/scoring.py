@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from imreward.image_io import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from imreward.image_io import DEFAULT_MAX_PIXELS, LOCAL_FORMATS, ImageInput, load_image
 from imreward.preprocess import PilPreprocessor, preprocess_tensor
 
 ErrorCallback = Callable[[int, Exception], None]
@@ -55,6 +55,7 @@ class RewardScorer(nn.Module):
     image_mean: Sequence[float]
     image_std: Sequence[float]
     max_pixels: int = DEFAULT_MAX_PIXELS
+    image_formats: frozenset[str] = LOCAL_FORMATS  # encoded formats accepted (see imreward.image_io)
 
     def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenise prompts into tensors whose first dimension is the prompt index."""
@@ -80,7 +81,7 @@ class RewardScorer(nn.Module):
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """Load and preprocess one image input: [3, S, S] float32, normalised."""
-        return self.pil_preprocess(load_image(image, self.max_pixels))
+        return self.pil_preprocess(load_image(image, self.max_pixels, self.image_formats))
 
     # ---- public scoring API ---------------------------------------------------------------
 
