@@ -113,13 +113,13 @@ class ScoringService:
 def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None = None) -> FastAPI:
     """A server for ``models`` (name -> scorer in eval mode); the first is the default model.
 
-    Sets each model's ``max_pixels`` to the server's limit.
+    Sets each model's ``max_pixels`` and ``image_formats`` to the server's.
     """
     if not models:
         raise ValueError("give at least one model")
     settings = settings or ServeSettings()
     for model in models.values():
-        model.max_pixels = settings.max_pixels
+        model.max_pixels, model.image_formats = settings.max_pixels, settings.image_formats
     metrics = ServerMetrics()
     service = ScoringService(models, settings, metrics)
 

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from imreward.cli import add_model_arguments, load_model_from_args
+from imreward.cli import (add_image_formats_argument, add_model_arguments, image_formats_from_args,
+                          load_model_from_args)
 from imreward.serve.settings import TOKEN_ENV, ServeSettings
 
 DEFAULT_MODEL = "ImageReward-v1.0"
@@ -20,6 +21,7 @@ def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve rewards over HTTP with dynamic batching",
                                   conflict_handler="resolve")
     add_model_arguments(serve)
+    add_image_formats_argument(serve)
     serve.add_argument("--model", action="append", metavar="[NAME=]MODEL",
                        help=f"model to load (repeat for several; the first is the default; default {DEFAULT_MODEL}); "
                             "NAME= sets the name requests use")
@@ -49,6 +51,7 @@ def register(subparsers) -> None:
     dataset = subparsers.add_parser("score-dataset", help="score a folder tree, manifest or ImageRewardDB dataset "
                                                           "into parquet / JSON lines (resumable, torchrun-sharded)")
     add_model_arguments(dataset)
+    add_image_formats_argument(dataset)
     dataset.add_argument("input", type=Path,
                          help="image folder tree, manifest (.jsonl/.csv/.parquet) or ImageRewardDB folder")
     dataset.add_argument("--output", "-o", type=Path, required=True, help="result file: .parquet or .jsonl")
@@ -88,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise SystemExit("--threads must be at least 1")
         torch.set_num_threads(args.threads)
+    formats = image_formats_from_args(args)
     models = {}
     for spec in args.model or [DEFAULT_MODEL]:
         name, source = parse_model_spec(spec)
@@ -97,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                              max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
                              max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
-                             max_queued_images=args.max_queued_images)
+                             max_queued_images=args.max_queued_images, image_formats=formats)
     if not _is_loopback(args.host) and not args.token:
         print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
               f"(set --token or ${TOKEN_ENV})", file=sys.stderr)

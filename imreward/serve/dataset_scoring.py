@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from imreward.image_io import load_image
+from imreward.image_io import WEB_FORMATS, load_image
 from imreward.preprocess import PilPreprocessor
 from imreward.scoring import RewardScorer
 from imreward.serve.dataset_inputs import ScoringRow, image_source, read_rows
@@ -38,8 +38,9 @@ BARRIER_TIMEOUT = timedelta(hours=12)
 class DecodingDataset(Dataset):
     """Row -> (key, pixels [3, S, S] or None, error message or None), run in DataLoader workers."""
 
-    def __init__(self, rows: list[ScoringRow], preprocess: PilPreprocessor, max_pixels: int) -> None:
-        self.rows, self.preprocess, self.max_pixels = rows, preprocess, max_pixels
+    def __init__(self, rows: list[ScoringRow], preprocess: PilPreprocessor, max_pixels: int,
+                 formats: frozenset[str] = WEB_FORMATS) -> None:
+        self.rows, self.preprocess, self.max_pixels, self.formats = rows, preprocess, max_pixels, formats
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -47,7 +48,7 @@ class DecodingDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         row = self.rows[index]
         try:
-            return row.key, self.preprocess(load_image(image_source(row.image), self.max_pixels)), None
+            return row.key, self.preprocess(load_image(image_source(row.image), self.max_pixels, self.formats)), None
         except Exception as error:  # a bad image fails its own row (Pillow raises many types)
             message = str(error)
             return row.key, None, message if row.image in message else f"{row.image}: {message}"
@@ -106,9 +107,9 @@ def score_rows(model: RewardScorer, rows: list[ScoringRow], writer: PartWriter, 
                num_workers: int, progress: bool = True) -> int:
     """Score ``rows`` into ``writer``; returns how many rows failed to load."""
     by_key = {row.key: row for row in rows}
-    loader = DataLoader(DecodingDataset(rows, model.pil_preprocess, model.max_pixels), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=collate_decoded, pin_memory=model.device.type == "cuda",
-                        prefetch_factor=4 if num_workers else None)
+    dataset = DecodingDataset(rows, model.pil_preprocess, model.max_pixels, model.image_formats)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_decoded,
+                        pin_memory=model.device.type == "cuda", prefetch_factor=4 if num_workers else None)
     failed = 0
     with tqdm(total=len(rows), unit="img", desc="scoring", disable=not progress, smoothing=0.1) as bar:
         for batch in loader:
@@ -164,7 +165,7 @@ def _distributed_rank() -> tuple[int, int, int]:
 
 
 def score_dataset_command(args: argparse.Namespace) -> int:
-    from imreward.cli import load_model_from_args
+    from imreward.cli import image_formats_from_args, load_model_from_args
 
     rank, world, local_rank = _distributed_rank()
     if args.output.suffix.lower() not in (".parquet", ".jsonl"):
@@ -172,6 +173,7 @@ def score_dataset_command(args: argparse.Namespace) -> int:
     folder = parts_folder(args.output)
     if args.output.exists() and not folder.exists():
         raise SystemExit(f"{args.output} already exists and is complete; delete it to score again")
+    formats = image_formats_from_args(args)
     rows = read_rows(args.input, args.layout, args.split)
     synchronized = world > 1 and "MASTER_ADDR" in os.environ
     if synchronized:
@@ -179,6 +181,7 @@ def score_dataset_command(args: argparse.Namespace) -> int:
     if args.device is None and world > 1 and torch.cuda.is_available():
         args = argparse.Namespace(**{**vars(args), "device": f"cuda:{local_rank}"})
     model = load_model_from_args(args).eval()
+    model.image_formats = formats
     done = committed_keys(folder) if folder.exists() else set()
     todo = [row for row in rows if row.key % world == rank and row.key not in done]
     workers = args.num_workers if args.num_workers is not None else max(1, (os.cpu_count() or 2) // world - 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from imreward.image_io import FORBIDDEN_FORMATS, WEB_FORMATS
+
 TOKEN_ENV = "IMREWARD_SERVE_TOKEN"
 
 
@@ -23,6 +25,8 @@ class ServeSettings:
         max_queued_images: images accepted and not yet answered, over all requests; a request that
             would exceed it gets 503 with ``Retry-After`` (None: no limit).
         retry_after_s: the ``Retry-After`` seconds of that 503.
+        image_formats: Pillow ids of the encoded formats accepted (``imreward.image_io.parse_formats``);
+            others fail their item, naming the format. EPS, PDF, WMF and EMF can never be allowed.
     """
 
     max_batch_size: int = 32
@@ -34,6 +38,7 @@ class ServeSettings:
     token: str | None = None
     max_queued_images: int | None = None
     retry_after_s: int = 1
+    image_formats: frozenset[str] = WEB_FORMATS
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_body_bytes", "max_images_per_request", "max_pixels", "decode_workers"):
@@ -43,5 +48,7 @@ class ServeSettings:
             raise ValueError("max_queued_images must be at least 1 (or None for no limit)")
         if self.retry_after_s < 0:
             raise ValueError("retry_after_s must not be negative")
+        if not self.image_formats or self.image_formats & FORBIDDEN_FORMATS:
+            raise ValueError(f"image_formats must be a non-empty set without {sorted(FORBIDDEN_FORMATS)}")
         if self.max_wait_ms < 0:
             raise ValueError("max_wait_ms must not be negative")

@@ -2,6 +2,7 @@ import csv
 import json
 
 import pytest
+from PIL import Image
 
 from imreward.cli import main
 
@@ -53,3 +54,16 @@ def test_missing_inputs_are_a_usage_error(saved_model):
 def test_a_missing_model_is_reported_without_a_traceback(tmp_path, capsys, image_files):
     assert main(["score", "--model", str(tmp_path / "nowhere.pt"), "--prompt", "x", str(image_files[0])]) == 2
     assert "imreward: error:" in capsys.readouterr().err
+
+
+def test_score_accepts_web_formats_unless_widened(saved_model, image_files, tmp_path, capsys):
+    tiff = tmp_path / "d.tiff"
+    Image.open(image_files[0]).save(tiff)
+    arguments = ["score", "--model", str(saved_model), "--device", "cpu", "--prompt", "a cat", str(tiff)]
+    assert main(arguments) == 1
+    captured = capsys.readouterr()
+    assert "d.tiff: image format TIFF is not accepted" in json.loads(captured.out)["error"]
+    assert main([*arguments, "--image-formats", "png,jpeg,webp,tiff"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] is not None
+    with pytest.raises(SystemExit, match="--image-formats: image format EPS is never accepted"):
+        main([*arguments, "--image-formats", "png,eps"])

@@ -138,3 +138,19 @@ def test_two_rank_torchrun_matches_one_process(manifest, tmp_path, model_dirs):
     assert [row["error"] is None for row in two] == [row["error"] is None for row in one]
     scored = [(a["score"], b["score"]) for a, b in zip(one, two) if a["score"] is not None]
     assert [b for _, b in scored] == pytest.approx([a for a, _ in scored], abs=1e-5)
+
+
+def test_only_web_formats_are_scored_unless_widened(tmp_path, model_dirs):
+    (tmp_path / "a.png").write_bytes(encoded_image(1, fmt="PNG"))
+    (tmp_path / "b.tiff").write_bytes(encoded_image(2, fmt="TIFF"))
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"prompt": "p", "image": name}) + "\n"
+                                              for name in ("a.png", "b.tiff")))
+    common = ["score-dataset", str(tmp_path / "m.jsonl"), "--model", str(model_dirs["tiny"]), "--device", "cpu",
+              "-q", "--num-workers", "0"]
+    assert cli_main([*common, "--output", str(tmp_path / "web.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "web.jsonl").read_text().splitlines()]
+    assert rows[0]["score"] is not None and rows[1]["score"] is None
+    assert "b.tiff: image format TIFF is not accepted" in rows[1]["error"]
+    assert cli_main([*common, "--output", str(tmp_path / "local.jsonl"), "--image-formats", "local"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+    assert rows[1]["error"] is None and rows[1]["score"] is not None
