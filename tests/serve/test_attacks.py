@@ -34,3 +34,52 @@ def test_tiff_gif_and_eps_fail_their_own_item_naming_the_format(server):
     only_refused = post(server, {"prompt": "a cat", "images": [EPS]})
     assert only_refused.status_code == 422 and "image format EPS is not accepted" in only_refused.json()["detail"]
     assert Image.open(io.BytesIO(tiff)).format == "TIFF"  # the refused TIFF is a valid image
+
+
+def post_json_text(server, text: str) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/score", content=text.encode(), timeout=30.0,
+                      headers={"content-type": "application/json"})
+
+
+def test_a_lone_surrogate_in_a_prompt_is_a_400_naming_it(server):
+    image = base64.b64encode(encoded_image(4)).decode()
+    body = '{"prompts": ["a cat", "a \\ud800 dog"], "images": ["%s", "%s"]}' % (image, image)
+    response = post_json_text(server, body)
+    assert response.status_code == 400, response.text
+    assert "prompts[1]" in response.json()["detail"] and "lone surrogate" in response.json()["detail"]
+    single = post_json_text(server, '{"prompt": "\\udfff", "images": ["%s"]}' % image)
+    assert single.status_code == 400 and "prompt:" in single.json()["detail"]
+
+
+def test_a_lone_surrogate_through_a_multipart_charset_is_a_400(server):
+    boundary = "b0undary"
+    parts = [(b'name="prompt"', b"+2AA-"),  # UTF-7 for a lone U+D800
+             (b'name="images"; filename="a.png"\r\nContent-Type: image/png', encoded_image(5))]
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n" % (boundary.encode(), header, data)
+                    for header, data in parts) + b"--%s--\r\n" % boundary.encode()
+    response = httpx.post(f"{server.url}/v1/score", content=body, timeout=30.0,
+                          headers={"content-type": f"multipart/form-data; boundary={boundary}; charset=utf-7"})
+    assert response.status_code == 400, response.text
+    assert "prompt" in response.json()["detail"] and "lone surrogate" in response.json()["detail"]
+
+
+def test_lone_surrogates_elsewhere_get_4xx_or_fail_their_item(server):
+    image = base64.b64encode(encoded_image(6)).decode()
+    unknown_model = post_json_text(server, '{"prompt": "p", "images": ["%s"], "model": "\\ud800"}' % image)
+    assert unknown_model.status_code == 404 and "\\ud800" in unknown_model.json()["detail"]
+    unknown_field = post_json_text(server, '{"prompt": "p", "images": ["%s"], "\\ud800": 1}' % image)
+    assert unknown_field.status_code == 422
+    bad_image = post_json_text(server, '{"prompt": "p", "images": ["%s", "\\ud800"]}' % image)
+    assert bad_image.status_code == 200 and bad_image.json()["scores"][0] is not None
+    assert bad_image.json()["errors"][0]["index"] == 1
+
+
+def test_integers_beyond_python_s_digit_limit_are_a_400(server):
+    huge = "9" * 5000
+    image = base64.b64encode(encoded_image(7)).decode()
+    for body in (huge, f'{{"prompts": [{huge}], "images": ["{image}"]}}',
+                 f'{{"prompt": "p", "images": ["{image}"], "model": -{huge}}}', f'[{huge}.5, {huge}]'):
+        response = post_json_text(server, body)
+        assert response.status_code == 400, (body[:40], response.text)
+        assert "malformed JSON" in response.json()["detail"]
+    assert post_json_text(server, f'{{"prompt": "p", "images": ["{image}"], "model": "{huge}"}}').status_code == 404
