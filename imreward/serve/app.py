@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from imreward.scoring import RewardScorer
@@ -172,6 +173,9 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
         except HTTPException as error:
             status = error.status_code
             raise
+        except ClientDisconnect:  # the client left, or its body timed out (imreward.serve.connections)
+            status = 499
+            return Response(status_code=status)
         except Exception:
             logger.exception("scoring failed")
             metrics.errors.labels("internal").inc()

@@ -18,6 +18,7 @@ SERVER_START_TIMEOUT = 90.0
 GRACEFUL_EXIT = (0, -signal.SIGTERM)
 TOKEN = "s3cret"  # of the slow-batching test server
 MAX_QUEUED_IMAGES = 6  # of the slow-batching test server
+HARDENED_LIMITS = {"header": 1.0, "body": 1.5, "keep_alive": 1.0, "connections": 6}  # of the hardened server
 
 
 def encoded_image(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG") -> bytes:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+import socket
+import time
 
 import httpx
 import msgpack
 from PIL import Image
 
-from serve.serve_helpers import encoded_image
+from serve.serve_helpers import HARDENED_LIMITS, encoded_image
 
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
@@ -83,3 +84,105 @@ def test_integers_beyond_python_s_digit_limit_are_a_400(server):
         assert response.status_code == 400, (body[:40], response.text)
         assert "malformed JSON" in response.json()["detail"]
     assert post_json_text(server, f'{{"prompt": "p", "images": ["{image}"], "model": "{huge}"}}').status_code == 404
+
+
+def open_socket(server, timeout: float = 5.0) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    return connection
+
+
+def seconds_until_closed(connection: socket.socket, trickle: bytes = b"", every_s: float = 0.2,
+                         limit_s: float = 8.0) -> float:
+    """Send ``trickle`` one byte every ``every_s`` (nothing if empty) until the server closes the
+    connection; seconds from now until then (``limit_s`` if it stayed open)."""
+    started = time.monotonic()
+    connection.settimeout(every_s)
+    position = 0
+    while time.monotonic() - started < limit_s:
+        try:
+            if connection.recv(65536) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - started
+        if trickle:
+            try:
+                connection.send(trickle[position % len(trickle): position % len(trickle) + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+            position += 1
+    return limit_s
+
+
+def test_an_idle_connection_is_closed_after_the_header_timeout(hardened_server):
+    with open_socket(hardened_server) as connection:
+        elapsed = seconds_until_closed(connection)
+    assert HARDENED_LIMITS["header"] * 0.8 <= elapsed < HARDENED_LIMITS["header"] + 2.0
+
+
+def test_slow_loris_headers_are_cut_although_bytes_keep_coming(hardened_server):
+    with open_socket(hardened_server) as connection:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        elapsed = seconds_until_closed(connection, trickle=b"X-a: b\r\n")
+    assert elapsed < HARDENED_LIMITS["header"] + 2.0
+
+
+def test_a_slow_body_is_cut(hardened_server):
+    with open_socket(hardened_server) as connection:
+        connection.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                           b"content-length: 100000\r\n\r\n{\"prompt\": ")
+        elapsed = seconds_until_closed(connection, trickle=b" ")
+    assert HARDENED_LIMITS["body"] * 0.8 <= elapsed < HARDENED_LIMITS["body"] + 2.0
+    assert hardened_server.alive()
+
+
+def test_a_kept_alive_connection_is_closed_after_the_keep_alive_timeout(hardened_server):
+    with open_socket(hardened_server) as connection:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        elapsed = seconds_until_closed(connection)
+    assert elapsed < HARDENED_LIMITS["keep_alive"] + 2.0
+
+
+def test_past_the_connection_limit_new_connections_are_refused_at_once_then_served_again(hardened_server):
+    limit = HARDENED_LIMITS["connections"]
+    opened = time.monotonic()
+    idle = [open_socket(hardened_server) for _ in range(limit)]
+    refusals = 0
+    try:
+        time.sleep(0.1)  # let the server accept them all
+        while time.monotonic() - opened < 0.7 * HARDENED_LIMITS["header"]:  # before the idle ones time out
+            started = time.monotonic()
+            try:
+                response = httpx.get(f"{hardened_server.url}/health", timeout=5.0)
+                assert response.status_code == 503 and "too many open connections" in response.text
+            except httpx.TransportError:
+                pass  # closed before the 503 could be read: refused all the same
+            assert time.monotonic() - started < 0.5
+            refusals += 1
+    finally:
+        for connection in idle:
+            connection.close()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{hardened_server.url}/health", timeout=2.0).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise AssertionError("/health did not answer again once the idle connections were gone")
+    assert refusals >= 2
+
+
+def test_idle_connections_beyond_the_limit_are_reaped_so_health_recovers(hardened_server):
+    idle = [open_socket(hardened_server) for _ in range(4 * HARDENED_LIMITS["connections"])]
+    try:
+        time.sleep(HARDENED_LIMITS["header"] + 1.0)  # every idle connection timed out or was refused
+        assert httpx.get(f"{hardened_server.url}/health", timeout=5.0).status_code == 200
+        assert all(seconds_until_closed(connection, limit_s=0.5) < 0.5 for connection in idle)
+    finally:
+        for connection in idle:
+            connection.close()
