@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=["sd15", "tiny"], default="sd15")
     parser.add_argument("--resolution", type=int, default=512)
@@ -88,7 +88,11 @@ def main() -> None:
                         help="default: bf16 on CUDA, no on CPU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--matrix", action="store_true", help="all four LoRA x checkpointing combinations")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.matrix:
         base = [arg for arg in sys.argv[1:] if arg not in ("--matrix", "--lora", "--grad-checkpointing")]
         for flags in ([], ["--grad-checkpointing"], ["--lora"], ["--lora", "--grad-checkpointing"]):
