@@ -7,7 +7,8 @@ Six parts, each timed and reported even when another fails (the report is rewrit
    ``torch.compile`` (compile time; CUDA graphs through ``mode="reduce-overhead"`` on CUDA), FLOPs
    per image counted by ``torch.utils.flop_counter`` and the share of the card's bf16 peak; the
    original implementation's loop on the same weights when ``--original-python`` is given;
-3. files: JPEG files end to end through ``score_batch`` and ``imreward score-dataset``;
+3. files: JPEG files end to end through ``score_batch`` and ``imreward score-dataset``, and the
+   optional GPU JPEG decode of ``score_batch(decode="gpu")`` with its deviation from the PIL path;
 4. serving: ``imreward serve`` under concurrent clients against offline throughput (``serve_load``);
 5. training: pairs/s at two freeze ratios, grouped step against the original's per-pair step;
 6. refl: seconds per step and peak memory, full fine-tune vs LoRA, with and without checkpointing.
@@ -26,6 +27,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -227,6 +229,7 @@ class Suite:
             rate = len(paths) / (time.perf_counter() - started)
             results["rows"].append({"path": "score_batch", "image_size": size, "images": len(paths),
                                     "dtype": args.files_dtype, "images_per_s": round(rate, 1)})
+            results[f"gpu_jpeg_decode_{size}px"] = self.gpu_decode(model, paths)
             del model
             free_memory()
             command = ["--model", str(self.prepare()), "--device", str(self.device), "--dtype", args.files_dtype,
@@ -238,8 +241,31 @@ class Suite:
                 raise RuntimeError(f"score-dataset exited with status {report['status']}")
             results["rows"].append({"path": "score-dataset", "image_size": size, "images": args.files,
                                     "dtype": args.files_dtype, "images_per_s": report["images_per_s"]})
-        results["gpu_jpeg_decode"] = "not offered yet: every figure uses Pillow decoding (exact parity)"
         return results
+
+    def gpu_decode(self, model, paths: list[str]) -> dict:
+        """``score_batch(decode="gpu")``: images/s and score deviation from the PIL path over the
+        distinct images (synthetic, smooth gradients with noise); on the CPU, that it falls back."""
+        distinct = paths[:DISTINCT_FILES]
+        pil = torch.tensor(model.score_batch(PROMPTS[0], distinct, batch_size=self.args.files_batch_size))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gpu = torch.tensor(model.score_batch(PROMPTS[0], distinct, batch_size=self.args.files_batch_size,
+                                                 decode="gpu"))
+        deviation = (gpu - pil).abs()
+        result = {"max_abs_deviation": float(deviation.max()), "mean_abs_deviation": float(deviation.mean()),
+                  "images": len(distinct)}
+        if self.device.type != "cuda":
+            result["fell_back_to_pillow"] = any("decoding with Pillow" in str(w.message) for w in caught)
+            return result
+        model.score_batch(PROMPTS[0], paths[: self.args.files_batch_size], batch_size=self.args.files_batch_size,
+                          decode="gpu")
+        synchronize(self.device)
+        started = time.perf_counter()
+        model.score_batch(PROMPTS[0], paths, batch_size=self.args.files_batch_size, decode="gpu")
+        synchronize(self.device)
+        result["images_per_s"] = round(len(paths) / (time.perf_counter() - started), 1)
+        return result
 
     def serving(self) -> dict:
         options = ["--model", str(self.prepare()), "--device", str(self.device)]

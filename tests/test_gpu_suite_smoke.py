@@ -47,6 +47,8 @@ def test_each_part_reports_its_figures(smoke_report):
     assert compiled and all(row["compile_s"] > 0 and row["images_per_s"] > 0 for row in compiled)
     assert parts["scoring"]["flops_per_image"] > 0 and "skipped" in parts["scoring"]["original_loop"]
     assert {row["path"] for row in parts["files"]["rows"]} == {"score_batch", "score-dataset"}
+    fallback = parts["files"]["gpu_jpeg_decode_64px"]
+    assert fallback["fell_back_to_pillow"] and fallback["max_abs_deviation"] == 0.0
     assert parts["serving"]["served"][0]["p99_ms"] > 0 and parts["serving"]["median_served_to_offline"] > 0
     assert len(parts["training"]["rows"]) == 4 and set(parts["training"]["grouped_over_per_pair"]) == {
         "freeze_0.7", "freeze_0.0"}
