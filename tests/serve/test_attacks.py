@@ -186,3 +186,13 @@ def test_idle_connections_beyond_the_limit_are_reaped_so_health_recovers(hardene
     finally:
         for connection in idle:
             connection.close()
+
+
+def test_a_content_length_beyond_the_digit_limit_is_refused(hardened_server):
+    with open_socket(hardened_server) as connection:
+        connection.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                           b"content-length: " + b"9" * 5000 + b"\r\n\r\n{}")
+        connection.settimeout(5.0)
+        answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    assert hardened_server.alive()
