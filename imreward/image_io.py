@@ -114,6 +114,8 @@ def _open(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: int)
         allowed = ", ".join(sorted(formats))
         if sniffed is not None and sniffed not in formats:
             raise ImageLoadError(f"{name}: image format {sniffed} is not accepted (accepted: {allowed})") from error
+        if sniffed is not None:
+            raise ImageLoadError(f"{name}: cannot decode image: a corrupt {sniffed} header") from error
         raise ImageLoadError(f"{name}: cannot decode image: not in an accepted format ({allowed}), "
                              "or corrupt") from error
     except Image.DecompressionBombError as error:

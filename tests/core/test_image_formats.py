@@ -94,3 +94,8 @@ def test_the_model_applies_its_allow_list(tmp_path):
     assert scores[0] is not None and scores[1] is None
     assert "format TIFF is not accepted" in errors[1]
     assert isinstance(Image.open(io.BytesIO(tiff)), Image.Image)  # the same bytes are a valid TIFF
+
+
+def test_a_corrupt_header_of_an_accepted_format_is_named():
+    with pytest.raises(ImageLoadError, match="cannot decode image: a corrupt PNG header"):
+        verify_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
