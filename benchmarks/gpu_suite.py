@@ -160,14 +160,20 @@ class Suite:
                     variants.append(("compile+cuda_graphs", "reduce-overhead"))
             model = self.model(dtype)
             for variant, compile_mode in variants:
-                with tf32(use_tf32):
-                    rows += self.time_variant(model, pixels, text, mode, variant, compile_mode, flops, peak)
+                try:  # a variant that fails (a compile error, out of memory) costs only its own rows
+                    with tf32(use_tf32):
+                        rows += self.time_variant(model, pixels, text, mode, variant, compile_mode, flops, peak)
+                except Exception as error:
+                    rows.append({"mode": mode, "variant": variant, "error": f"{type(error).__name__}: {error}"[:300]})
                 torch._dynamo.reset()
             del model
             free_memory()
         results: dict = {"flops_per_image": flops, "gflop_per_image": round(flops / 1e9, 2),
                          "peak_bf16_tflops": peak, "rows": rows}
-        best = max((row for row in rows if row["mode"] == "bfloat16"), key=lambda row: row["images_per_s"])
+        timed = [row for row in rows if row["mode"] == "bfloat16" and "images_per_s" in row]
+        if not timed:
+            raise RuntimeError("no bfloat16 configuration could be timed: " + str(rows))
+        best = max(timed, key=lambda row: row["images_per_s"])
         results["best_bfloat16"] = {key: best[key] for key in ("variant", "batch_size", "images_per_s")}
         if args.original_python and not args.smoke:
             namespace = argparse.Namespace(original_python=args.original_python, original_images=args.original_images)
@@ -347,6 +353,9 @@ PARTS = [("correctness", "CUDA vs CPU, precisions, gradients"), ("scoring", "pre
 
 def main() -> int:
     args = fill_defaults(build_parser().parse_args())
+    unknown = set(args.parts or []) - {name for name, _ in PARTS}
+    if unknown:
+        raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {[name for name, _ in PARTS]}")
     if args.smoke:
         torch.set_num_threads(1)
     device = torch.device(args.device)
@@ -361,6 +370,10 @@ def main() -> int:
         for part, title in PARTS:
             if args.parts is None or part in args.parts:
                 report.run_part(part, title, getattr(suite, part))
+    statuses = {part["name"]: part["status"] for part in report.data["parts"]}
+    paths = (("imreward serve", "serving"), ("score-dataset", "files"), ("training step", "training"),
+             ("ReFL step", "refl"))
+    report.data["ran_on_device"] = {path: statuses.get(part) for path, part in paths}
     report.finish()
     print(f"[gpu_suite] wrote {args.out} and {args.out.with_suffix('.md')}", flush=True)
     return 0 if all(part["status"] == "ok" for part in report.data["parts"]) else 1

@@ -34,6 +34,7 @@ def test_every_part_ran_and_was_timed(smoke_report):
         assert f"## {part['name']}:" in markdown
     assert report["smoke"] is True and report["device"].startswith("cpu") and report["total_seconds"] > 0
     assert report["peak_bf16_tflops"] is None  # no share of a peak is invented for an unknown device
+    assert set(report["ran_on_device"].values()) == {"ok"}
 
 
 def test_each_part_reports_its_figures(smoke_report):
