@@ -3,13 +3,14 @@
 uvicorn closes a keep-alive connection left idle after a response (``timeout_keep_alive``), but
 keeps forever a new connection that sends nothing, or sends its headers or body a byte at a time
 (slow loris), and accepts connections until the process runs out of file descriptors. Headers
-are complete before the ASGI app is called, so an ASGI middleware cannot time them: hence a
-subclass of uvicorn's h11 protocol (the one place that sees every byte) that
+are complete before the ASGI app is called, so an ASGI middleware cannot time them: hence
+subclasses of uvicorn's protocols (httptools when installed, else h11: the one place that sees
+every byte) that
 
-- closes a connection whose request headers are not complete ``header_timeout_s`` after the
+- close a connection whose request headers are not complete ``header_timeout_s`` after the
   connection opened or the request's first byte arrived;
-- closes a connection whose request body is not complete ``body_timeout_s`` after its headers;
-- answers 503 and closes a connection that would exceed ``max_connections`` open connections.
+- close a connection whose request body is not complete ``body_timeout_s`` after its headers;
+- answer 503 and close a connection that would exceed ``max_connections`` open connections.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import time
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is optional (uvicorn[standard]); h11 is always there
+    HttpToolsProtocol = None
+
 from imreward.serve.settings import ServeSettings
 
 logger = logging.getLogger("imreward.serve")
@@ -32,11 +38,16 @@ REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\
 WARNING_INTERVAL_S = 10.0
 
 
-class LimitedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with header and body read deadlines and a connection limit."""
+class RequestDeadlines:
+    """Header and body read deadlines and the connection limit, mixed into a uvicorn HTTP protocol;
+    ``_phase`` says which part of the current request the protocol is waiting for."""
 
     settings: ServeSettings = ServeSettings()  # replaced per server by ``protocol_class``
     last_refusal_warning = 0.0
+
+    def _phase(self) -> str:
+        """``"headers"`` (none or part of them yet), ``"body"`` or ``"done"``."""
+        raise NotImplementedError
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -51,14 +62,12 @@ class LimitedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.transport.is_closing():
             return
-        phase = self.conn.their_state
-        if phase is h11.IDLE:  # waiting for (the rest of) a request's headers
-            if self.deadline_phase != "headers":
-                self._arm("headers", self.settings.header_timeout_s)
-        elif phase is h11.SEND_BODY:
-            if self.deadline_phase != "body":
-                self._arm("body", self.settings.body_timeout_s)
-        else:
+        phase = self._phase()
+        if phase == "headers" and self.deadline_phase != "headers":
+            self._arm("headers", self.settings.header_timeout_s)
+        elif phase == "body" and self.deadline_phase != "body":
+            self._arm("body", self.settings.body_timeout_s)
+        elif phase == "done":
             self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -66,7 +75,7 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
-        self._disarm()  # from here uvicorn's keep-alive timeout applies until the next request
+        self._disarm()  # from here uvicorn's keep-alive timeout applies until the next request's bytes
         super().on_response_complete()
 
     def _arm(self, phase: str, seconds: float) -> None:
@@ -88,17 +97,54 @@ class LimitedH11Protocol(H11Protocol):
 
     def _refuse(self) -> None:
         now = time.monotonic()
-        if now - LimitedH11Protocol.last_refusal_warning > WARNING_INTERVAL_S:
-            LimitedH11Protocol.last_refusal_warning = now
+        if now - RequestDeadlines.last_refusal_warning > WARNING_INTERVAL_S:
+            RequestDeadlines.last_refusal_warning = now
             logger.warning("refusing connections: %d open, the limit is %d (--max-connections)",
                            len(self.connections) - 1, self.settings.max_connections)
         self.transport.write(REFUSAL)
         self.transport.close()
 
 
-def protocol_class(settings: ServeSettings) -> type[LimitedH11Protocol]:
-    """The protocol uvicorn instantiates per connection, bound to ``settings``."""
-    return type("LimitedH11Protocol", (LimitedH11Protocol,), {"settings": settings})
+class LimitedH11Protocol(RequestDeadlines, H11Protocol):
+    """uvicorn's pure-Python HTTP/1.1 protocol with the deadlines; h11 tracks the request's phase."""
+
+    def _phase(self) -> str:
+        state = self.conn.their_state
+        return "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+
+
+if HttpToolsProtocol is not None:
+
+    class LimitedHttpToolsProtocol(RequestDeadlines, HttpToolsProtocol):
+        """uvicorn's httptools (llhttp) protocol with the deadlines; the parser's callbacks track the phase."""
+
+        parser_phase = "headers"
+
+        def _phase(self) -> str:
+            return self.parser_phase
+
+        def on_message_begin(self) -> None:
+            self.parser_phase = "headers"
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self.parser_phase = "body"
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self.parser_phase = "done"
+            super().on_message_complete()
+
+
+def protocol_class(settings: ServeSettings, http: str = "auto") -> type[RequestDeadlines]:
+    """The protocol uvicorn instantiates per connection, bound to ``settings``: httptools (faster)
+    when installed and ``http`` is ``"auto"``, else h11, as uvicorn's own ``http="auto"`` chooses."""
+    base: type[RequestDeadlines] = LimitedH11Protocol
+    if http == "httptools" or (http == "auto" and HttpToolsProtocol is not None):
+        if HttpToolsProtocol is None:
+            raise ValueError("http='httptools' needs the httptools package (pip install httptools)")
+        base = LimitedHttpToolsProtocol
+    return type(base.__name__, (base,), {"settings": settings})
 
 
 def fit_file_limit(settings: ServeSettings) -> int:

@@ -12,7 +12,7 @@ import httpx
 import msgpack
 from PIL import Image
 
-from serve.serve_helpers import HARDENED_LIMITS, encoded_image
+from serve.serve_helpers import HARDENED_LIMITS, encoded_image, seconds_until_closed
 
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
@@ -89,30 +89,6 @@ def test_integers_beyond_python_s_digit_limit_are_a_400(server):
 def open_socket(server, timeout: float = 5.0) -> socket.socket:
     connection = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     return connection
-
-
-def seconds_until_closed(connection: socket.socket, trickle: bytes = b"", every_s: float = 0.2,
-                         limit_s: float = 8.0) -> float:
-    """Send ``trickle`` one byte every ``every_s`` (nothing if empty) until the server closes the
-    connection; seconds from now until then (``limit_s`` if it stayed open)."""
-    started = time.monotonic()
-    connection.settimeout(every_s)
-    position = 0
-    while time.monotonic() - started < limit_s:
-        try:
-            if connection.recv(65536) == b"":
-                return time.monotonic() - started
-        except TimeoutError:
-            pass
-        except ConnectionResetError:
-            return time.monotonic() - started
-        if trickle:
-            try:
-                connection.send(trickle[position % len(trickle): position % len(trickle) + 1])
-            except (BrokenPipeError, ConnectionResetError):
-                return time.monotonic() - started
-            position += 1
-    return limit_s
 
 
 def test_an_idle_connection_is_closed_after_the_header_timeout(hardened_server):
