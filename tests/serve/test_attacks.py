@@ -111,6 +111,9 @@ def test_a_slow_body_is_cut(hardened_server):
         elapsed = seconds_until_closed(connection, trickle=b" ")
     assert HARDENED_LIMITS["body"] * 0.8 <= elapsed < HARDENED_LIMITS["body"] + 2.0
     assert hardened_server.alive()
+    metrics = httpx.get(f"{hardened_server.url}/metrics", timeout=5.0).text
+    assert 'imreward_requests_total{status="499"}' in metrics  # counted as a client that left,
+    assert 'reason="internal"' not in metrics  # not as a server error
 
 
 def test_a_kept_alive_connection_is_closed_after_the_keep_alive_timeout(hardened_server):
