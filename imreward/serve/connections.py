@@ -10,7 +10,9 @@ every byte) that
 - close a connection whose request headers are not complete ``header_timeout_s`` after the
   connection opened or the request's first byte arrived;
 - close a connection whose request body is not complete ``body_timeout_s`` after its headers;
-- answer 503 and close a connection that would exceed ``max_connections`` open connections.
+- answer 503 and close a connection that would exceed ``max_connections`` open connections;
+- answer 431 and close a connection whose request headers exceed ``max_header_bytes`` (h11 has
+  this limit; httptools has none).
 """
 
 from __future__ import annotations
@@ -32,9 +34,18 @@ from imreward.serve.settings import ServeSettings
 
 logger = logging.getLogger("imreward.serve")
 FILE_DESCRIPTOR_RESERVE = 256  # model files, decode threads, logs, the listening socket
-_REFUSAL_BODY = b'{"detail": "too many open connections to the server; retry later"}'
-REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-           b"retry-after: 1\r\ncontent-length: %d\r\n\r\n%s" % (len(_REFUSAL_BODY), _REFUSAL_BODY))
+
+
+def _raw_response(status: bytes, detail: str, extra: bytes = b"") -> bytes:
+    """A complete HTTP/1.1 response written before (or instead of) the protocol's own."""
+    body = b'{"detail": "%s"}' % detail.encode()
+    return (b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\n%scontent-length: %d\r\n\r\n%s"
+            % (status, extra, len(body), body))
+
+
+REFUSAL = _raw_response(b"503 Service Unavailable", "too many open connections to the server; retry later",
+                        b"retry-after: 1\r\n")
+HEADERS_TOO_LARGE = _raw_response(b"431 Request Header Fields Too Large", "request headers too large")
 WARNING_INTERVAL_S = 10.0
 
 
@@ -53,6 +64,7 @@ class RequestDeadlines:
         super().connection_made(transport)
         self.deadline: asyncio.TimerHandle | None = None
         self.deadline_phase: str | None = None
+        self.header_bytes = 0  # of the request whose headers are not complete yet
         if len(self.connections) > self.settings.max_connections:
             self._refuse()
             return
@@ -63,6 +75,10 @@ class RequestDeadlines:
         if self.transport.is_closing():
             return
         phase = self._phase()
+        self.header_bytes = self.header_bytes + len(data) if phase == "headers" else 0
+        if self.header_bytes > self.settings.max_header_bytes:  # httptools sets no limit of its own
+            self._close_with(HEADERS_TOO_LARGE)
+            return
         if phase == "headers" and self.deadline_phase != "headers":
             self._arm("headers", self.settings.header_timeout_s)
         elif phase == "body" and self.deadline_phase != "body":
@@ -101,7 +117,11 @@ class RequestDeadlines:
             RequestDeadlines.last_refusal_warning = now
             logger.warning("refusing connections: %d open, the limit is %d (--max-connections)",
                            len(self.connections) - 1, self.settings.max_connections)
-        self.transport.write(REFUSAL)
+        self._close_with(REFUSAL)
+
+    def _close_with(self, response: bytes) -> None:
+        self._disarm()
+        self.transport.write(response)
         self.transport.close()
 
 
@@ -180,4 +200,4 @@ def run_server(app, settings: ServeSettings, host: str, port: int, log_level: st
         settings = dataclasses.replace(settings, max_connections=connections)
     uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_class(settings),
                 timeout_keep_alive=settings.keep_alive_timeout_s, limit_concurrency=settings.limit_concurrency,
-                timeout_graceful_shutdown=graceful_timeout)
+                h11_max_incomplete_event_size=settings.max_header_bytes, timeout_graceful_shutdown=graceful_timeout)

@@ -31,6 +31,8 @@ class ServeSettings:
             its headers (at the 64 MiB body limit, 60 s means at least 1.1 MB/s).
         keep_alive_timeout_s: an idle connection is closed this long after its last response.
         max_connections: open connections; more are answered 503 and closed at once.
+        max_header_bytes: request headers (request line included) larger than this get 431 (or
+            400 from h11) and the connection is closed.
         limit_concurrency: connections and requests uvicorn handles at once; requests beyond get
             503 (None: no limit besides ``max_connections``).
         image_formats: Pillow ids of the encoded formats accepted (``imreward.image_io.parse_formats``);
@@ -50,12 +52,13 @@ class ServeSettings:
     body_timeout_s: float = 60.0
     keep_alive_timeout_s: float = 5.0
     max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
     limit_concurrency: int | None = None
     image_formats: frozenset[str] = WEB_FORMATS
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_body_bytes", "max_images_per_request", "max_pixels", "decode_workers",
-                     "max_connections"):
+                     "max_connections", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):

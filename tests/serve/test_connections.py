@@ -87,3 +87,21 @@ def test_connections_past_the_limit_get_503_and_are_closed(port):
     finally:
         for connection in held:
             connection.close()
+
+
+def test_oversized_headers_are_refused(port):
+    with connect(port) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        answer = b""
+        try:
+            for _ in range(64):  # 64 x 1 KiB headers in 4 KiB writes, past the 16 KiB limit
+                connection.sendall(b"".join(b"X-%d: %s\r\n" % (i, b"a" * 1000) for i in range(4)))
+                time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        connection.settimeout(3.0)
+        try:
+            answer = connection.recv(65536)
+        except ConnectionResetError:
+            pass
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:100]
