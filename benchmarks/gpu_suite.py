@@ -145,7 +145,8 @@ class Suite:
 
     def scoring(self) -> dict:
         args, device = self.args, self.device
-        paths = write_images(self.scratch, 16, size=64 if args.smoke else 512)
+        count = max(16, args.original_images) if args.original_python else 16
+        paths = write_images(self.scratch, count, size=64 if args.smoke else 512)
         model = self.model("float32")
         pixels = torch.stack([model.preprocess(path) for path in paths])
         text = model.encode_prompts([PROMPTS[0]])
