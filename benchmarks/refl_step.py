@@ -93,20 +93,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    args = parser.parse_args(argv)
-    args.preset = FULL_SIZE[args.family] if args.preset == "full" else "tiny"
-    args.resolution = args.resolution or DEFAULTS[args.family]["resolution"]
-    args.num_inference_steps = args.num_inference_steps or DEFAULTS[args.family]["num_inference_steps"]
-    return args
-
-
-def matrix_flags() -> list[list[str]]:
-    return [method + flags for method in METHODS
-            for flags in ([], ["--grad-checkpointing"], ["--lora"], ["--lora", "--grad-checkpointing"])]
-
-
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=sorted(FULL_SIZE), default="sd")
     parser.add_argument("--preset", choices=["full", "tiny"], default="full",
@@ -129,14 +116,32 @@ def main() -> None:
                         help="{full, LoRA} x {no, gradient checkpointing} x {refl, draft-k K=1, K=4}")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU check of the script: the matrix on tiny components of both families, 1 step")
-    args = parse(parser, sys.argv[1:])
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options of ``argv`` with the family's defaults filled in (what ``run`` takes)."""
+    args = build_parser().parse_args(argv)
+    args.preset = FULL_SIZE[args.family] if args.preset == "full" else "tiny"
+    args.resolution = args.resolution or DEFAULTS[args.family]["resolution"]
+    args.num_inference_steps = args.num_inference_steps or DEFAULTS[args.family]["num_inference_steps"]
+    return args
+
+
+def matrix_flags() -> list[list[str]]:
+    return [method + flags for method in METHODS
+            for flags in ([], ["--grad-checkpointing"], ["--lora"], ["--lora", "--grad-checkpointing"])]
+
+
+def main() -> None:
+    args = parse_args(sys.argv[1:])
     if args.smoke:  # in one process: peak memory figures are meaningless here, only the code path is checked
         torch.set_num_threads(args.threads or 1)
         for family, resolution in (("sd", "32"), ("sd3", "16")):
             for flags in matrix_flags():
                 smoke = ["--family", family, "--preset", "tiny", "--resolution", resolution, "--num-inference-steps",
                          "4", "--steps", "1", "--warmup", "0", "--lora-rank", "4", *flags]
-                print(json.dumps(run(parse(parser, smoke))), flush=True)
+                print(json.dumps(run(parse_args(smoke))), flush=True)
         return
     if args.matrix:
         base = [arg for arg in sys.argv[1:] if arg not in ("--matrix", "--lora", "--grad-checkpointing")]

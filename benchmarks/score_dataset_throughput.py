@@ -34,18 +34,26 @@ from serve_load import PRESETS, save_preset  # noqa: E402
 from imreward.cli import main as imreward_main  # noqa: E402
 
 
-def write_dataset(folder: Path, count: int, size: int) -> Path:
+def write_dataset(folder: Path, count: int, size: int, png_every: int = 5, distinct: int | None = None) -> Path:
+    """``count`` images and their manifest; every ``png_every``-th is a PNG, the others JPEG (0: all
+    JPEG). With ``distinct``, only that many images are generated per format and their files repeat
+    (decoding costs the same; writing 1024 px images takes long)."""
     rng = np.random.default_rng(0)
     (folder / "images").mkdir(parents=True)
+    encoded: dict[tuple[bool, int], bytes] = {}
     with open(folder / "manifest.jsonl", "w") as manifest:
         for index in range(count):
-            # smooth content with noise, closer to generated images than pure noise for the codecs
-            base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * rng.random(3, dtype=np.float32)
-            pixels = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-            name = f"images/{index:07d}.{'png' if index % 5 == 0 else 'jpg'}"
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format="PNG" if index % 5 == 0 else "JPEG", quality=90)
-            (folder / name).write_bytes(buffer.getvalue())
+            png = png_every > 0 and index % png_every == 0
+            slot = (png, index % distinct if distinct else index)
+            if slot not in encoded:
+                # smooth content with noise, closer to generated images than pure noise for the codecs
+                base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * rng.random(3, dtype=np.float32)
+                pixels = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+                buffer = io.BytesIO()
+                Image.fromarray(pixels).save(buffer, format="PNG" if png else "JPEG", quality=90)
+                encoded[slot] = buffer.getvalue()
+            name = f"images/{index:07d}.{'png' if png else 'jpg'}"
+            (folder / name).write_bytes(encoded[slot] if distinct else encoded.pop(slot))
             manifest.write(json.dumps({"prompt": f"generated image number {index % 100}", "image": name}) + "\n")
     return folder / "manifest.jsonl"
 
@@ -62,7 +70,7 @@ def run_score_dataset(manifest: Path, models: list[str], output: Path, args: arg
     return status, time.perf_counter() - started
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=list(PRESETS), default="tiny")
     parser.add_argument("--model", action="append", help="registry name or saved folder instead of a preset; repeat "
@@ -75,7 +83,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--png-every", type=int, default=5, help="every n-th image a PNG, the rest JPEG (0: all JPEG)")
+    parser.add_argument("--distinct", type=int, default=None, help="generate only this many images and repeat them")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if args.model:
@@ -83,7 +96,7 @@ def main() -> None:
         else:
             folder = save_preset(args.preset, scratch / "model")
             models = [f"m{index}={folder}" for index in range(args.copies)] if args.copies > 1 else [str(folder)]
-        manifest = write_dataset(scratch / "data", args.images, args.image_size)
+        manifest = write_dataset(scratch / "data", args.images, args.image_size, args.png_every, args.distinct)
         status, elapsed = run_score_dataset(manifest, models, scratch / "scores.parquet", args)
         result = {"models": args.model or f"{args.copies} x {args.preset}", "device": args.device, "dtype": args.dtype,
                   "images": args.images, "image_size": args.image_size, "status": status,
@@ -94,7 +107,11 @@ def main() -> None:
             separate = sum(seconds for _, seconds in alone)
             result.update(separate_status=max(code for code, _ in alone), separate_seconds=round(separate, 1),
                           separate_images_per_s=round(args.images / separate, 1))
-    print(json.dumps(result, indent=2))
+    return result
+
+
+def main() -> None:
+    print(json.dumps(run(build_parser().parse_args()), indent=2))
 
 
 if __name__ == "__main__":

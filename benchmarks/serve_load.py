@@ -114,7 +114,7 @@ async def run_clients(url: str, requests: list[list[bytes]], concurrency: int, t
     return answers
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=list(PRESETS), default="tiny")
     parser.add_argument("--model", help="a saved model folder instead of a preset")
@@ -133,7 +133,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="overall limit of the client phase")
     parser.add_argument("--rounds", type=int, default=3,
                         help="served phases, each between two offline phases (default: %(default)s)")
-    args = parser.parse_args()
+    return parser
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Offline and served phases, alternating; the report of ``build_report``."""
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -157,7 +161,11 @@ def main() -> None:
             batch = mean_batch_size(server.url)
         finally:
             server.stop()
-    print(json.dumps(build_report(args, offline, served, batch), indent=2))
+    return build_report(args, offline, served, batch)
+
+
+def main() -> None:
+    print(json.dumps(measure(build_parser().parse_args()), indent=2))
 
 
 def build_report(args: argparse.Namespace, offline: list[tuple[float, float]], served: list[dict],

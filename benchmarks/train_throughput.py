@@ -61,7 +61,7 @@ def measure(model, step, batch, steps: int, warmup: int, autocast) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["published", "small"], default=None,
                         help="published = ViT-L + BERT-base (default on GPU); small = the synthetic-task model")
@@ -73,7 +73,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", choices=["bf16", "fp32"], default=None, help="default: bf16 on GPU")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """One row per (freeze ratio, step kind): seconds per step, pairs/s, peak memory on CUDA."""
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     config = (ImageRewardConfig() if (args.model or ("published" if on_gpu else "small")) == "published"
@@ -111,6 +115,12 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             print(json.dumps(row), flush=True)
             rows.append(row)
+    return rows
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    rows = run(args)
     print(f"\n{'freeze':>6} {'grouped pairs/s':>16} {'per-pair pairs/s':>17} {'speed-up':>9}")
     for ratio in args.freeze_ratios:
         grouped, per_pair = (next(r["pairs_per_second"] for r in rows if r["freeze_ratio"] == ratio

@@ -31,6 +31,22 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
 
 
+def add_image_formats_argument(parser: argparse.ArgumentParser) -> None:
+    """``--image-formats``: the encoded formats a command accepts (see ``imreward.image_io``)."""
+    parser.add_argument("--image-formats", default="png,jpeg,webp", metavar="LIST",
+                        help="comma-separated image formats to open (default: %(default)s); widen for files you "
+                             "trust, e.g. png,jpeg,webp,gif,bmp,tiff ('local' names that list); EPS never")
+
+
+def image_formats_from_args(args: argparse.Namespace) -> frozenset[str]:
+    from imreward.image_io import parse_formats
+
+    try:
+        return parse_formats(args.image_formats)
+    except ValueError as error:
+        raise SystemExit(f"imreward: error: --image-formats: {error}") from None
+
+
 def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
     """The scorer ``spec`` (default ``args.model``) names, through ``imreward.load_scorer``, in eval mode;
     ``--med-config`` and ``--max-length`` are passed on only when given (only ImageReward models take them)."""
@@ -82,7 +98,9 @@ def _score_command(args: argparse.Namespace) -> int:
         pairs = [(args.prompt, image) for image in args.images]
     else:
         raise SystemExit("give --prompt and images, or --input pairs.jsonl")
+    formats = image_formats_from_args(args)
     model = load_model_from_args(args)
+    model.image_formats = formats
     failures: dict[int, str] = {}
 
     def report(index: int, error: Exception) -> None:
@@ -123,6 +141,7 @@ def _add_scoring_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--output", "-o", help="write results here instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_arguments(parser)
+    add_image_formats_argument(parser)
     parser.set_defaults(handler=_score_command, input=None)
 
 

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import TYPE_CHECKING, BinaryIO, Union
 
-import numpy as np
-import torch
 from PIL import Image
 
 from imreward.errors import ImageLoadError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+# numpy and torch are not imported here, so that the CLI and the annotation platform check images
+# without paying for them: an array or tensor input means its module is already imported.
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, "np.ndarray", "torch.Tensor"]
 
 # Pillow's own decompression-bomb threshold (about 89 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -109,7 +114,10 @@ def _open(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: int)
         allowed = ", ".join(sorted(formats))
         if sniffed is not None and sniffed not in formats:
             raise ImageLoadError(f"{name}: image format {sniffed} is not accepted (accepted: {allowed})") from error
-        raise ImageLoadError(f"{name}: not an image in an accepted format ({allowed}), or corrupt") from error
+        if sniffed is not None:
+            raise ImageLoadError(f"{name}: cannot decode image: a corrupt {sniffed} header") from error
+        raise ImageLoadError(f"{name}: cannot decode image: not in an accepted format ({allowed}), "
+                             "or corrupt") from error
     except Image.DecompressionBombError as error:
         raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({error})") from error
     except Exception as error:  # Pillow raises many types for corrupt headers
@@ -160,9 +168,20 @@ def describe(source: object) -> str:
         return f"<{len(source)} bytes>"
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.width}x{source.height}>"
-    if isinstance(source, (np.ndarray, torch.Tensor)):
+    if _is_array(source) or _is_tensor(source):
         return f"<{type(source).__name__} {tuple(source.shape)}>"
     return f"<{type(source).__name__}>"
+
+
+def _is_tensor(source: object) -> bool:
+    """A torch tensor; without torch imported, nothing can be one."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(source, torch.Tensor)
+
+
+def _is_array(source: object) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(source, numpy.ndarray)
 
 
 def _check_pixels(image: Image.Image, name: str, max_pixels: int) -> None:
@@ -184,6 +203,8 @@ def _decode(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: in
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:
     """HxW, HxWx1, HxWx3 or HxWx4 arrays; uint8 as is, floats taken as [0, 1]."""
+    import numpy as np
+
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
@@ -224,11 +245,11 @@ def load_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS,
         finally:
             if isinstance(stream, io.BufferedReader):  # a decoded image no longer needs its file
                 stream.close()
-    if isinstance(source, torch.Tensor):
+    if _is_tensor(source):
         if source.ndim != 3:
             raise ImageLoadError(f"{name}: expected a CxHxW tensor")
         return load_image(source.detach().cpu().permute(1, 2, 0).numpy(), max_pixels)
-    if isinstance(source, np.ndarray):
+    if _is_array(source):
         image = _from_array(source, name)
         _check_pixels(image, name, max_pixels)
         return image

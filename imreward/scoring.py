@@ -13,6 +13,7 @@ a PIL image into a normalised pixel tensor (``pil_preprocess``) and how to score
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
@@ -96,7 +97,7 @@ class RewardScorer(nn.Module):
 
     def score_batch(self, prompts: str | Sequence[str], images: Sequence[ImageInput], batch_size: int = 32,
                     progress: bool = False, on_error: ErrorCallback | None = None,
-                    num_workers: int | None = None) -> list[float | None]:
+                    num_workers: int | None = None, decode: str = "pil") -> list[float | None]:
         """Score (prompt, image) pairs in batched forwards.
 
         Args:
@@ -109,9 +110,17 @@ class RewardScorer(nn.Module):
             num_workers: threads decoding and preprocessing images ahead of the model (default:
                 none on the CPU, where they would compete with the model for the cores; up to 8
                 on an accelerator).
+            decode: ``"pil"`` (default: exact parity with the original) or ``"gpu"``: JPEGs decoded
+                by nvJPEG and resized on a CUDA model's device (``imreward.gpu_decode``; scores
+                deviate slightly); other inputs, and every input on a CPU model, use Pillow.
         Returns:
             One float (or ``None``) per pair, in input order.
         """
+        if decode not in ("pil", "gpu"):
+            raise ValueError(f"decode must be 'pil' or 'gpu', got {decode!r}")
+        if decode == "gpu" and self.device.type != "cuda":
+            warnings.warn("decode='gpu' needs a model on a CUDA device; decoding with Pillow", stacklevel=2)
+            decode = "pil"
         images = list(images)
         prompt_list = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
         if len(prompt_list) != len(images):
@@ -125,7 +134,9 @@ class RewardScorer(nn.Module):
         text = self.encode_prompts(unique_prompts)
         scores: list[float | None] = [None] * len(images)
         bar = tqdm(total=len(images), unit="img", disable=not progress, desc="scoring")
-        for start, pixels in self._prefetched_batches(images, batch_size, num_workers):
+        batches = (self._gpu_decoded_batches(images, batch_size) if decode == "gpu"
+                   else self._prefetched_batches(images, batch_size, num_workers))
+        for start, pixels in batches:
             ok = [i for i, p in enumerate(pixels) if not isinstance(p, Exception)]
             for i, p in enumerate(pixels):
                 if isinstance(p, Exception):
@@ -181,6 +192,19 @@ class RewardScorer(nn.Module):
             raise
         except Exception as error:
             return error
+
+    def _gpu_decoded_batches(self, images: list[ImageInput],
+                             batch_size: int) -> Iterator[tuple[int, list[torch.Tensor | Exception]]]:
+        """Yield (start, preprocessed images on the device) per batch: JPEGs through nvJPEG, the rest
+        through Pillow."""
+        from imreward.gpu_decode import gpu_preprocess
+
+        for start in range(0, len(images), batch_size):
+            chunk = images[start: start + batch_size]
+            decoded = gpu_preprocess(chunk, self.device, self.image_size, self.image_mean, self.image_std,
+                                     self.image_formats, self.max_pixels)
+            pixels = [item if item is not None else self._load_or_error(image) for item, image in zip(decoded, chunk)]
+            yield start, [item if isinstance(item, Exception) else item.to(self.device) for item in pixels]
 
     def _prefetched_batches(self, images: list[ImageInput], batch_size: int,
                             num_workers: int | None) -> Iterator[tuple[int, list[torch.Tensor | Exception]]]:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from imreward.normalize import prompt_zscore
@@ -126,7 +127,7 @@ class ScoringService:
 def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None = None) -> FastAPI:
     """A server for ``models`` (name -> scorer in eval mode); the first is the default model.
 
-    Sets each model's ``max_pixels`` to the server's limit.
+    Sets each model's ``max_pixels`` and ``image_formats`` to the server's.
     """
     if not models:
         raise ValueError("give at least one model")
@@ -138,7 +139,7 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
                              f"(missing {', '.join(missing)})")
     settings = settings or ServeSettings()
     for model in models.values():
-        model.max_pixels = settings.max_pixels
+        model.max_pixels, model.image_formats = settings.max_pixels, settings.image_formats
     metrics = ServerMetrics()
     service = ScoringService(models, settings, metrics)
 
@@ -192,6 +193,9 @@ def create_app(models: dict[str, RewardScorer], settings: ServeSettings | None =
         except HTTPException as error:
             status = error.status_code
             raise
+        except ClientDisconnect:  # the client left, or its body timed out (imreward.serve.connections)
+            status = 499
+            return Response(status_code=status)
         except Exception:
             logger.exception("scoring failed")
             metrics.errors.labels("internal").inc()

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from imreward.cli import add_model_arguments, load_model_from_args
+from imreward.cli import (add_image_formats_argument, add_model_arguments, image_formats_from_args,
+                          load_model_from_args)
 from imreward.serve.settings import TOKEN_ENV, ServeSettings
 
 DEFAULT_MODEL = "ImageReward-v1.0"
@@ -20,6 +21,7 @@ def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve rewards over HTTP with dynamic batching",
                                   conflict_handler="resolve")
     add_model_arguments(serve)
+    add_image_formats_argument(serve)
     serve.add_argument("--model", action="append", metavar="[NAME=]MODEL",
                        help=f"model to load (repeat for several; the first is the default; default {DEFAULT_MODEL}); "
                             "NAME= sets the name requests use")
@@ -39,6 +41,15 @@ def register(subparsers) -> None:
                        help="images in flight over all requests; more get 503 with Retry-After (default: no limit)")
     serve.add_argument("--limit-concurrency", type=int, default=None,
                        help="connections and requests uvicorn handles at once; more get 503 (default: no limit)")
+    serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                       help="open connections; more are answered 503 and closed (default: %(default)s)")
+    serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="SECONDS",
+                       help="close a connection whose request headers take longer (default: %(default)s)")
+    serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="SECONDS",
+                       help="close a connection whose request body takes longer after its headers "
+                            "(default: %(default)s)")
+    serve.add_argument("--keep-alive-timeout", type=float, default=defaults.keep_alive_timeout_s, metavar="SECONDS",
+                       help="close a connection idle this long after a response (default: %(default)s)")
     serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
@@ -53,6 +64,7 @@ def register(subparsers) -> None:
     dataset.add_argument("--model", action="append", metavar="[NAME=]MODEL",
                          help=f"scorer to run (default {DEFAULT_MODEL}); repeat for several in one pass over the "
                               "images, each image decoded once, into one column score_NAME per model")
+    add_image_formats_argument(dataset)
     dataset.add_argument("input", type=Path,
                          help="image folder tree, manifest (.jsonl/.csv/.parquet), ImageRewardDB folder, or a "
                               "published dataset by hub id (THUDM/ImageRewardDB, ymhao/HPDv2, "
@@ -98,19 +110,26 @@ def _is_loopback(host: str) -> bool:
 
 def _serve(args: argparse.Namespace) -> int:
     import torch
-    import uvicorn
 
     from imreward.serve.app import create_app
+    from imreward.serve.connections import run_server
 
     if args.threads is not None:
         if args.threads < 1:
             raise SystemExit("--threads must be at least 1")
         torch.set_num_threads(args.threads)
+    formats = image_formats_from_args(args)
     models = {name: load_model_from_args(args, source) for name, source in model_specs(args.model).items()}
-    settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                             max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
-                             max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
-                             max_queued_images=args.max_queued_images)
+    try:
+        settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                                 max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
+                                 max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
+                                 max_queued_images=args.max_queued_images, image_formats=formats,
+                                 header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                                 keep_alive_timeout_s=args.keep_alive_timeout, max_connections=args.max_connections,
+                                 limit_concurrency=args.limit_concurrency)
+    except ValueError as error:
+        raise SystemExit(f"imreward serve: error: {error}") from None
     if not _is_loopback(args.host) and not args.token:
         print(f"warning: serving on {args.host} without a token; anyone who can reach the port can use the model "
               f"(set --token or ${TOKEN_ENV})", file=sys.stderr)
@@ -118,8 +137,8 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(models, settings)
     except ValueError as error:
         raise SystemExit(f"imreward serve: {error}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=args.graceful_timeout, limit_concurrency=args.limit_concurrency)
+    run_server(app, settings, host=args.host, port=args.port, log_level=args.log_level,
+               graceful_timeout=args.graceful_timeout)
     return 0
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from imreward.image_io import DEFAULT_MAX_PIXELS, load_image
+from imreward.image_io import DEFAULT_MAX_PIXELS, WEB_FORMATS, load_image
 from imreward.preprocess import PilPreprocessor
 from imreward.scoring import Scorer
 from imreward.serve.dataset_inputs import ScoringRow, image_source, read_rows
@@ -74,8 +74,9 @@ class DecodingDataset(Dataset):
     """Row -> (key, {slot: pixels [3, S, S] or the PIL image}, error message or None), run in DataLoader
     workers. Each image is decoded once, then preprocessed once per distinct preprocessing slot."""
 
-    def __init__(self, rows: list[ScoringRow], preprocessors: dict[Hashable, Callable | None], max_pixels: int) -> None:
-        self.rows, self.preprocessors, self.max_pixels = rows, preprocessors, max_pixels
+    def __init__(self, rows: list[ScoringRow], preprocessors: dict[Hashable, Callable | None], max_pixels: int,
+                 formats: frozenset[str] = WEB_FORMATS) -> None:
+        self.rows, self.preprocessors, self.max_pixels, self.formats = rows, preprocessors, max_pixels, formats
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -83,7 +84,7 @@ class DecodingDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[int, dict[Hashable, torch.Tensor | Image.Image], str | None]:
         row = self.rows[index]
         try:
-            image = load_image(image_source(row.image), self.max_pixels)
+            image = load_image(image_source(row.image), self.max_pixels, self.formats)
         except Exception as error:  # a bad image fails its own row (Pillow raises many types)
             return row.key, {}, self._message(row, error)
         prepared, errors = {}, []
@@ -162,16 +163,18 @@ def committed_keys(folder: Path, columns: list[str]) -> set[int]:
 
 
 def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWriter, batch_size: int,
-               num_workers: int, progress: bool = True) -> int:
+               num_workers: int, progress: bool = True, formats: frozenset[str] = WEB_FORMATS) -> int:
     """Score ``rows`` with every model into ``writer`` (one column per model, named as ``score_columns``
-    says), decoding each image once; returns how many rows failed to load for some model."""
+    says), decoding each image once (only the encoded ``formats`` are opened); returns how many rows
+    failed to load for some model."""
     by_key = {row.key: row for row in rows}
     slots, slot_of = preprocessing_slots(models)
     columns = dict(zip(models, score_columns(list(models))))
     max_pixels = min(getattr(model, "max_pixels", DEFAULT_MAX_PIXELS) for model in models.values())
     on_gpu = any(_device_type(model) == "cuda" for model in models.values())
-    loader = DataLoader(DecodingDataset(rows, slots, max_pixels), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_decoded, pin_memory=on_gpu, prefetch_factor=4 if num_workers else None)
+    loader = DataLoader(DecodingDataset(rows, slots, max_pixels, formats), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=collate_decoded, pin_memory=on_gpu,
+                        prefetch_factor=4 if num_workers else None)
     failed = 0
     with tqdm(total=len(rows), unit="img", desc="scoring", disable=not progress, smoothing=0.1) as bar:
         for batch in loader:
@@ -241,7 +244,7 @@ def _distributed_rank() -> tuple[int, int, int]:
 
 def score_dataset_command(args: argparse.Namespace, models: dict[str, str]) -> int:
     """Run ``imreward score-dataset``; ``models`` maps each result name to the scorer spec to load."""
-    from imreward.cli import load_model_from_args
+    from imreward.cli import image_formats_from_args, load_model_from_args
 
     rank, world, local_rank = _distributed_rank()
     if args.output.suffix.lower() not in (".parquet", ".jsonl"):
@@ -249,6 +252,7 @@ def score_dataset_command(args: argparse.Namespace, models: dict[str, str]) -> i
     folder = parts_folder(args.output)
     if args.output.exists() and not folder.exists():
         raise SystemExit(f"{args.output} already exists and is complete; delete it to score again")
+    formats = image_formats_from_args(args)
     try:
         rows = read_rows(args.input, args.layout, args.split)
     except ValueError as error:
@@ -266,7 +270,8 @@ def score_dataset_command(args: argparse.Namespace, models: dict[str, str]) -> i
     if rank == 0 and done:
         print(f"resuming: {len(done)} of {len(rows)} rows already scored", file=sys.stderr)
     writer = PartWriter(folder, rank, args.rows_per_part, result_schema(columns))
-    failed = score_rows(scorers, todo, writer, args.batch_size, workers, progress=not args.quiet and rank == 0)
+    failed = score_rows(scorers, todo, writer, args.batch_size, workers, progress=not args.quiet and rank == 0,
+                        formats=formats)
     if failed:
         print(f"rank {rank}: {failed} images could not be loaded (score null, see the error column)",
               file=sys.stderr)

@@ -36,6 +36,7 @@ class RequestError(Exception):
     ``headers`` extra response headers (such as ``Retry-After``)."""
 
     def __init__(self, status: int, message: str, reason: str, headers: dict[str, str] | None = None) -> None:
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # echoed text stays encodable
         super().__init__(message)
         self.status, self.message, self.reason, self.headers = status, message, reason, headers
 
@@ -81,7 +82,7 @@ async def read_score_request(request: Request, settings: ServeSettings) -> Score
 def _decode_json(body: bytes) -> object:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # also integers over Python's 4,300-digit limit
         raise RequestError(400, f"malformed JSON body: {error}", "malformed") from error
 
 
@@ -147,15 +148,28 @@ def validate_fields(fields: object, settings: ServeSettings) -> ScoreRequest:
 def _prompt_list(fields: dict) -> list[str]:
     if "prompt" in fields and fields.get("prompts"):
         raise RequestError(422, "give 'prompts' or 'prompt', not both", "fields")
-    prompts = [fields["prompt"]] if "prompt" in fields else fields.get("prompts")
+    single = "prompt" in fields
+    prompts = [fields["prompt"]] if single else fields.get("prompts")
     if not isinstance(prompts, list) or not prompts:
         raise RequestError(422, "'prompts' must be a non-empty list of strings", "fields")
     for index, prompt in enumerate(prompts):
+        name = "prompt" if single else f"prompts[{index}]"
         if not isinstance(prompt, str):
-            raise RequestError(422, f"prompts[{index}]: expected a string, got {type(prompt).__name__}", "fields")
+            raise RequestError(422, f"{name}: expected a string, got {type(prompt).__name__}", "fields")
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise RequestError(413, f"prompts[{index}]: longer than {MAX_PROMPT_CHARS} characters", "oversize")
+            raise RequestError(413, f"{name}: longer than {MAX_PROMPT_CHARS} characters", "oversize")
+        _check_unicode(prompt, name)
     return prompts
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """Refuse text that no UTF-8 encoder (so no tokenizer) accepts: JSON ``\\ud800`` escapes and some
+    multipart charsets (UTF-7) can produce lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(400, f"{name}: not valid Unicode text (a lone surrogate at character {error.start}); "
+                                "send UTF-8 text", "malformed") from error
 
 
 def decode_image_field(image: str | bytes) -> bytes:

@@ -2,6 +2,7 @@ import csv
 import json
 
 import pytest
+from PIL import Image
 
 from imreward.cli import main
 
@@ -85,3 +86,16 @@ def test_model_table_wraps_long_cells_to_the_width():
     rows = [{"name": "m", "text": "one two three four five six"}]
     table = format_table(rows, (("name", "NAME"), ("text", "TEXT")), ("text",), width=20)
     assert table.splitlines() == ["NAME  TEXT", "m     one two three", "      four five six"]
+
+
+def test_score_accepts_web_formats_unless_widened(saved_model, image_files, tmp_path, capsys):
+    tiff = tmp_path / "d.tiff"
+    Image.open(image_files[0]).save(tiff)
+    arguments = ["score", "--model", str(saved_model), "--device", "cpu", "--prompt", "a cat", str(tiff)]
+    assert main(arguments) == 1
+    captured = capsys.readouterr()
+    assert "d.tiff: image format TIFF is not accepted" in json.loads(captured.out)["error"]
+    assert main([*arguments, "--image-formats", "png,jpeg,webp,tiff"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] is not None
+    with pytest.raises(SystemExit, match="--image-formats: image format EPS is never accepted"):
+        main([*arguments, "--image-formats", "png,eps"])

@@ -62,9 +62,9 @@ def test_eps_is_refused_by_every_list_and_ghostscript_never_runs(monkeypatch):
 
 
 def test_non_images_and_oversized_headers_are_refused_without_decoding():
-    with pytest.raises(ImageLoadError, match="not an image in an accepted format"):
+    with pytest.raises(ImageLoadError, match="not in an accepted format"):
         verify_image(b"<html><script>alert(1)</script></html>")
-    with pytest.raises(ImageLoadError, match="not an image in an accepted format"):
+    with pytest.raises(ImageLoadError, match="not in an accepted format"):
         verify_image(b"MZ\x90\x00" + b"\x00" * 200)  # a Windows executable's header
     with pytest.raises(ImageLoadError, match="decompression bomb"):
         verify_image(png_header_claiming(100_000, 100_000))
@@ -94,3 +94,8 @@ def test_the_model_applies_its_allow_list(tmp_path):
     assert scores[0] is not None and scores[1] is None
     assert "format TIFF is not accepted" in errors[1]
     assert isinstance(Image.open(io.BytesIO(tiff)), Image.Image)  # the same bytes are a valid TIFF
+
+
+def test_a_corrupt_header_of_an_accepted_format_is_named():
+    with pytest.raises(ImageLoadError, match="cannot decode image: a corrupt PNG header"):
+        verify_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)

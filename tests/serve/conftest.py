@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imreward.testing import tiny_model
-from serve.serve_helpers import GRACEFUL_EXIT, MAX_QUEUED_IMAGES, TOKEN, ServerProcess
+from serve.serve_helpers import GRACEFUL_EXIT, HARDENED_LIMITS, MAX_QUEUED_IMAGES, TOKEN, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,7 @@ def servers(model_dirs) -> dict[str, ServerProcess]:
     ``main``: two models, small limits: 8 images per request, 1 MiB bodies, 1 Mpixel images.
     ``slow_batching``: batches wait 1.5 s to fill up, a token is required, at most
     ``MAX_QUEUED_IMAGES`` images in flight.
+    ``hardened``: short connection limits (``HARDENED_LIMITS``) for the attack tests.
     """
     started = {
         "main": ServerProcess(["--model", f"tiny={model_dirs['tiny']}", "--model", f"other={model_dirs['other']}",
@@ -35,6 +36,11 @@ def servers(model_dirs) -> dict[str, ServerProcess]:
                                "--max-wait-ms", "10", "--decode-workers", "2"], wait=False),
         "slow_batching": ServerProcess(["--model", str(model_dirs["tiny"]), "--max-wait-ms", "1500",
                                         "--token", TOKEN, "--max-queued-images", str(MAX_QUEUED_IMAGES)], wait=False),
+        "hardened": ServerProcess(["--model", str(model_dirs["tiny"]),
+                                   "--header-timeout", str(HARDENED_LIMITS["header"]),
+                                   "--body-timeout", str(HARDENED_LIMITS["body"]),
+                                   "--keep-alive-timeout", str(HARDENED_LIMITS["keep_alive"]),
+                                   "--max-connections", str(HARDENED_LIMITS["connections"])], wait=False),
     }
     try:
         for running in started.values():
@@ -48,6 +54,11 @@ def servers(model_dirs) -> dict[str, ServerProcess]:
 @pytest.fixture(scope="session")
 def server(servers) -> ServerProcess:
     return servers["main"]
+
+
+@pytest.fixture(scope="session")
+def hardened_server(servers) -> ServerProcess:
+    return servers["hardened"]
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ SERVER_START_TIMEOUT = 90.0
 GRACEFUL_EXIT = (0, -signal.SIGTERM)
 TOKEN = "s3cret"  # of the slow-batching test server
 MAX_QUEUED_IMAGES = 6  # of the slow-batching test server
+HARDENED_LIMITS = {"header": 1.0, "body": 1.5, "keep_alive": 1.0, "connections": 6}  # of the hardened server
 
 
 def encoded_image(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG") -> bytes:
@@ -85,3 +86,27 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def seconds_until_closed(connection: socket.socket, trickle: bytes = b"", every_s: float = 0.2,
+                         limit_s: float = 8.0) -> float:
+    """Send ``trickle`` one byte every ``every_s`` (nothing if empty) until the server closes the
+    connection; seconds from now until then (``limit_s`` if it stayed open)."""
+    started = time.monotonic()
+    connection.settimeout(every_s)
+    position = 0
+    while time.monotonic() - started < limit_s:
+        try:
+            if connection.recv(65536) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - started
+        if trickle:
+            try:
+                connection.send(trickle[position % len(trickle): position % len(trickle) + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+            position += 1
+    return limit_s

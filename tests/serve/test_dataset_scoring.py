@@ -158,3 +158,19 @@ def test_published_datasets_by_hub_id_and_local_copy(tmp_path, monkeypatch):
     assert image_source(rows[0].image) == gray_image(60, "JPEG")
     with pytest.raises(ValueError, match="nor a known hub dataset id"):
         read_rows(Path("someone/unknown_dataset"))
+
+
+def test_only_web_formats_are_scored_unless_widened(tmp_path, model_dirs):
+    (tmp_path / "a.png").write_bytes(encoded_image(1, fmt="PNG"))
+    (tmp_path / "b.tiff").write_bytes(encoded_image(2, fmt="TIFF"))
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"prompt": "p", "image": name}) + "\n"
+                                              for name in ("a.png", "b.tiff")))
+    common = ["score-dataset", str(tmp_path / "m.jsonl"), "--model", str(model_dirs["tiny"]), "--device", "cpu",
+              "-q", "--num-workers", "0"]
+    assert cli_main([*common, "--output", str(tmp_path / "web.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "web.jsonl").read_text().splitlines()]
+    assert rows[0]["score"] is not None and rows[1]["score"] is None
+    assert "b.tiff: image format TIFF is not accepted" in rows[1]["error"]
+    assert cli_main([*common, "--output", str(tmp_path / "local.jsonl"), "--image-formats", "local"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+    assert rows[1]["error"] is None and rows[1]["score"] is not None

@@ -67,6 +67,20 @@ def malformed_requests(rng: random.Random) -> list[tuple[str | None, bytes]]:
     cases += [("application/json", b"[" * 100_000), ("application/msgpack", b"\x91" * 100_000),
               ("application/msgpack", b"\xc7\x05\x01abc"), ("application/json", b"\xff\xfe\x00")]
     cases += [("application/json", bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))) for _ in range(20)]
+    return cases + hostile_values_in_every_field()
+
+
+def hostile_values_in_every_field() -> list[tuple[str, bytes]]:
+    """Each JSON field (and a field name) in turn holds a lone surrogate or an integer over 4,300 digits."""
+    image = json.dumps(base64.b64encode(encoded_image(9)).decode())
+    template = '{"prompts": [%s], "images": [%s], "model": %s}'
+    cases = []
+    for value in ('"\\ud800"', '"x\\udfff"', "9" * 4301, "-" + "1" * 5000, "1" * 5000 + ".5e1"):
+        for fields in ((value, image, '"tiny"'), ('"p"', value, '"tiny"'), ('"p"', image, value),
+                       ('"p", ' + value, image + ", " + image, "null")):
+            cases.append(("application/json", (template % fields).encode()))
+        cases.append(("application/json", ('{"prompt": %s, "images": [%s]}' % (value, image)).encode()))
+        cases.append(("application/json", ('{%s: 1, "prompt": "p", "images": [%s]}' % (value, image)).encode()))
     return cases
 
 

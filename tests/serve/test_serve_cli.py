@@ -8,6 +8,8 @@ import uvicorn
 
 from imreward.cli import main as cli_main
 from imreward.serve.cli import parse_model_spec
+from imreward.serve.connections import FILE_DESCRIPTOR_RESERVE, fit_file_limit
+from imreward.serve.settings import ServeSettings
 
 
 @pytest.fixture
@@ -28,9 +30,14 @@ def test_threads_limits_and_models_are_passed_on(captured_run, model_dirs):
     wanted_threads = 1 if torch.get_num_threads() > 1 else 2
     assert cli_main(["serve", "--model", f"first={model_dirs['tiny']}", "--model", str(model_dirs["other"]),
                      "--device", "cpu", "--threads", str(wanted_threads), "--limit-concurrency", "5",
-                     "--max-queued-images", "3", "--port", "8123"]) == 0
+                     "--max-queued-images", "3", "--port", "8123", "--keep-alive-timeout", "2",
+                     "--header-timeout", "3", "--body-timeout", "4", "--max-connections", "50"]) == 0
     assert captured_run["threads"] == wanted_threads
     assert captured_run["options"]["limit_concurrency"] == 5
+    assert captured_run["options"]["timeout_keep_alive"] == 2
+    protocol_settings = captured_run["options"]["http"].settings
+    assert (protocol_settings.header_timeout_s, protocol_settings.body_timeout_s) == (3, 4)
+    assert protocol_settings.max_connections == 50
     assert captured_run["options"]["port"] == 8123 and captured_run["options"]["host"] == "127.0.0.1"
     service = captured_run["app"].state.service
     assert service.settings.max_queued_images == 3
@@ -51,7 +58,19 @@ def test_bad_thread_count_and_duplicate_names_are_refused(captured_run, model_di
     with pytest.raises(SystemExit, match="two models are named 'x'"):
         cli_main(["serve", "--model", f"x={model_dirs['tiny']}", "--model", f"x={model_dirs['other']}",
                   "--device", "cpu"])
+    with pytest.raises(SystemExit, match="header_timeout_s must be positive"):
+        cli_main(["serve", "--model", str(model_dirs["tiny"]), "--device", "cpu", "--header-timeout", "0"])
     assert captured_run == {}
+
+
+def test_max_connections_fit_the_open_file_limit():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert fit_file_limit(ServeSettings(max_connections=10)) == 10
+    if hard != resource.RLIM_INFINITY:
+        assert fit_file_limit(ServeSettings(max_connections=10 * hard)) == hard - FILE_DESCRIPTOR_RESERVE
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard  # raised as far as allowed
 
 
 def test_model_spec_names():
