@@ -87,6 +87,19 @@ def test_connections_past_the_limit_get_503_and_are_closed(port):
     finally:
         for connection in held:
             connection.close()
+        wait_until_served(port)
+
+
+def wait_until_served(port: int, limit_s: float = 3.0) -> None:
+    """Until the server has noticed closed connections and serves again (the next test starts clean)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with connect(port) as probe:
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if probe.recv(65536).startswith(b"HTTP/1.1 200"):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the server still refuses connections after the held ones closed")
 
 
 def test_oversized_headers_are_refused(port):

@@ -81,9 +81,9 @@ def test_each_image_is_decoded_once_and_each_column_equals_its_model_alone(test_
     decodes = []
     real_load_image = dataset_scoring.load_image
 
-    def counting_load_image(source, max_pixels):
+    def counting_load_image(source, max_pixels, formats):
         decodes.append(source)
-        return real_load_image(source, max_pixels)
+        return real_load_image(source, max_pixels, formats)
 
     monkeypatch.setattr(dataset_scoring, "load_image", counting_load_image)
     together = score_dataset(manifest, tmp_path / "all.jsonl", test_scorers)
