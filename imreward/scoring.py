@@ -41,6 +41,23 @@ class Scorer(Protocol):
     def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor: ...
 
 
+def stack_text_rows(texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rows of ``encode_prompts`` outputs (one dict of tensors per item) stacked into one batch."""
+    return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
+
+
+def batch_images(scorer, images: list):
+    """One batch from ``scorer.preprocess`` outputs: the scorer's ``collate_images`` hook, or
+    ``torch.stack`` for a scorer without it."""
+    return getattr(scorer, "collate_images", torch.stack)(images)
+
+
+def batch_text(scorer, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch from rows of ``scorer.encode_prompts`` outputs: the scorer's ``collate_text`` hook,
+    or ``stack_text_rows`` for a scorer without it."""
+    return getattr(scorer, "collate_text", stack_text_rows)(texts)
+
+
 def ranks_from_scores(scores: torch.Tensor) -> list[int]:
     """1 = highest score; computed with the same two sorts as the original ImageReward."""
     _, order = torch.sort(scores, dim=0, descending=True)
@@ -162,7 +179,7 @@ class RewardScorer(nn.Module):
 
     def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """One batch from rows of ``encode_prompts`` outputs (one dict of tensors per item; stacked)."""
-        return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
+        return stack_text_rows(texts)
 
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without
