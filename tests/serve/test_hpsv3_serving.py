@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from imreward import hub
 from imreward.cli import main as cli_main
+from imreward.scoring import batch_images, batch_text
 from imreward.serve.dataset_scoring import preprocessing_slots, stacked_slots
 from imreward.testing import tiny_model
 from serve.serve_helpers import encoded_image
@@ -101,3 +102,13 @@ def test_the_scorers_format_allow_list_applies_to_hpsv3(hpsv3, monkeypatch):
         hpsv3.preprocess(encoded_image(0, (40, 40), "PNG"))
     patches, grid = hpsv3.preprocess(encoded_image(0, (40, 40), "JPEG"))
     assert patches.shape[0] == int(grid.prod())
+
+
+def test_a_scorer_without_hooks_is_batched_by_stacking():
+    class WithoutHooks:
+        pass
+
+    images = [torch.rand(3, 4, 4), torch.rand(3, 4, 4)]
+    assert torch.equal(batch_images(WithoutHooks(), images), torch.stack(images))
+    texts = [{"ids": torch.tensor([1, 2])}, {"ids": torch.tensor([3, 4])}]
+    assert batch_text(WithoutHooks(), texts)["ids"].tolist() == [[1, 2], [3, 4]]
