@@ -42,6 +42,23 @@ class Scorer(Protocol):
     def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor: ...
 
 
+def stack_text_rows(texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rows of ``encode_prompts`` outputs (one dict of tensors per item) stacked into one batch."""
+    return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
+
+
+def batch_images(scorer, images: list):
+    """One batch from ``scorer.preprocess`` outputs: the scorer's ``collate_images`` hook, or
+    ``torch.stack`` for a scorer without it."""
+    return getattr(scorer, "collate_images", torch.stack)(images)
+
+
+def batch_text(scorer, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch from rows of ``scorer.encode_prompts`` outputs: the scorer's ``collate_text`` hook,
+    or ``stack_text_rows`` for a scorer without it."""
+    return getattr(scorer, "collate_text", stack_text_rows)(texts)
+
+
 def ranks_from_scores(scores: torch.Tensor) -> list[int]:
     """1 = highest score; computed with the same two sorts as the original ImageReward."""
     _, order = torch.sort(scores, dim=0, descending=True)
@@ -121,6 +138,10 @@ class RewardScorer(nn.Module):
         if decode == "gpu" and self.device.type != "cuda":
             warnings.warn("decode='gpu' needs a model on a CUDA device; decoding with Pillow", stacklevel=2)
             decode = "pil"
+        if decode == "gpu" and not isinstance(self.pil_preprocess, PilPreprocessor):
+            warnings.warn(f"decode='gpu' makes square {self.image_size} px tensors, which {type(self).__name__} "
+                          "does not take; decoding with Pillow", stacklevel=2)
+            decode = "pil"
         images = list(images)
         prompt_list = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
         if len(prompt_list) != len(images):
@@ -173,7 +194,7 @@ class RewardScorer(nn.Module):
 
     def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """One batch from rows of ``encode_prompts`` outputs (one dict of tensors per item; stacked)."""
-        return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
+        return stack_text_rows(texts)
 
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without

@@ -33,7 +33,7 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import (
 
 from imreward.errors import CheckpointError
 from imreward.hub import hub_file, load_weights, read_state_dict, resolve_device
-from imreward.image_io import ImageInput, load_image
+from imreward.image_io import ImageInput
 from imreward.models._hpsv3_prompt import CHAT_PREFIX, IMAGE_PAD, REWARD_TOKEN, text_after_image
 from imreward.models.qwen2vl_pixels import PatchConfig, pil_patches, tensor_patches
 from imreward.scoring import RewardScorer
@@ -98,9 +98,6 @@ class HPSv3(RewardScorer):
     def pil_preprocess(self) -> Callable[[Image.Image], Patches]:
         """PIL image -> (patches, grid_thw); images vary in size, so batches go through ``collate_images``."""
         return functools.partial(pil_patches, config=self.patches)
-
-    def preprocess(self, image: ImageInput) -> Patches:
-        return pil_patches(load_image(image, self.max_pixels), self.patches)
 
     def collate_images(self, images: list[Patches]) -> Patches:
         return torch.cat([p for p, _ in images]), torch.stack([g for _, g in images])

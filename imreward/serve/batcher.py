@@ -12,17 +12,18 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from imreward.scoring import RewardScorer
+from imreward.scoring import RewardScorer, batch_images, batch_text
 from imreward.serve.metrics import ServerMetrics
 
 
 @dataclass
 class _QueuedImage:
-    pixels: torch.Tensor  # [3, S, S] normalised
-    text: dict[str, torch.Tensor]  # each [L]
+    pixels: Any  # one output of the model's ``preprocess`` (normalised [3, S, S] for most scorers)
+    text: dict[str, torch.Tensor]  # this pair's row of each ``encode_prompts`` tensor
     result: asyncio.Future
 
 
@@ -58,11 +59,11 @@ class DynamicBatcher:
         self._forward_thread.shutdown(wait=True)
         self._collector = None
 
-    async def score(self, pixels: list[torch.Tensor], text: dict[str, torch.Tensor]) -> list[float]:
+    async def score(self, pixels: list, text: dict[str, torch.Tensor]) -> list[float]:
         """Scores of ``len(pixels)`` pairs.
 
         Args:
-            pixels: normalised images, each [3, S, S].
+            pixels: the model's ``preprocess`` outputs, batched by its ``collate_images``.
             text: encoded prompts, each tensor [len(pixels), L].
         """
         if self._collector is None:
@@ -109,8 +110,8 @@ class DynamicBatcher:
 
     def _forward(self, batch: list[_QueuedImage]) -> list[float]:
         started = time.perf_counter()
-        pixels = torch.stack([item.pixels for item in batch])
-        text = {key: torch.stack([item.text[key] for item in batch]) for key in batch[0].text}
+        pixels = batch_images(self.model, [item.pixels for item in batch])
+        text = batch_text(self.model, [item.text for item in batch])
         scores = self.model.score_preprocessed(pixels, text).tolist()
         if self.metrics is not None:
             self.metrics.batch_size.labels(self.name).observe(len(batch))

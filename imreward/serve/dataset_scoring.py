@@ -13,6 +13,7 @@ each key once) and removes the parts folder.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from imreward.image_io import DEFAULT_MAX_PIXELS, WEB_FORMATS, load_image
 from imreward.preprocess import PilPreprocessor
-from imreward.scoring import Scorer
+from imreward.scoring import RewardScorer, Scorer, batch_images
 from imreward.serve.dataset_inputs import ScoringRow, image_source, read_rows
 
 BARRIER_TIMEOUT = timedelta(hours=12)
@@ -52,8 +53,10 @@ def result_schema(columns: list[str]) -> pa.Schema:
 def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Callable | None], dict[str, Hashable]]:
     """The distinct PIL preprocessings of ``models`` and which one each model uses.
 
-    Scorers whose ``PilPreprocessor`` has the same size, mean and std share one tensor per image;
-    a scorer without ``pil_preprocess`` (only the ``Scorer`` protocol) gets the decoded image.
+    Scorers whose ``PilPreprocessor`` has the same size, mean and std share one tensor per image, and
+    so do scorers whose ``pil_preprocess`` is a ``functools.partial`` of the same function and
+    (hashable) arguments (HPSv3's patches); a scorer without ``pil_preprocess`` (only the ``Scorer``
+    protocol) gets the decoded image.
     """
     slots: dict[Hashable, Callable | None] = {}
     slot_of: dict[str, Hashable] = {}
@@ -64,10 +67,32 @@ def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Calla
         elif isinstance(preprocess, PilPreprocessor):
             slot = (preprocess.size, *(tuple(stat.flatten().tolist()) for stat in (preprocess.mean, preprocess.std)))
         else:
-            slot = id(preprocess)
+            slot = _partial_key(preprocess) or id(preprocess)
         slots.setdefault(slot, preprocess)
         slot_of[name] = slot
     return slots, slot_of
+
+
+def _partial_key(preprocess: Callable) -> Hashable | None:
+    """(function, arguments) of a ``functools.partial`` with hashable arguments, else None."""
+    if not isinstance(preprocess, functools.partial):
+        return None
+    key = (preprocess.func, preprocess.args, tuple(sorted(preprocess.keywords.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def stacked_slots(models: dict[str, Scorer], slot_of: dict[str, Hashable]) -> frozenset:
+    """The slots whose pixels the DataLoader workers stack into one tensor: those whose every model
+    batches by stacking (no ``collate_images`` of its own). The others reach the models as lists,
+    batched by each model's ``collate_images`` (HPSv3's images vary in size)."""
+    stacking = {name for name, model in models.items()
+                if getattr(type(model), "collate_images", RewardScorer.collate_images) is RewardScorer.collate_images}
+    return frozenset(slot for slot in set(slot_of.values()) - {PIL_IMAGE}
+                     if all(name in stacking for name, other in slot_of.items() if other == slot))
 
 
 class DecodingDataset(Dataset):
@@ -101,14 +126,14 @@ class DecodingDataset(Dataset):
         return message if row.image in message else f"{row.image}: {message}"
 
 
-def collate_decoded(items: list[tuple[int, dict, str | None]]) -> dict:
-    """Keys, errors and per slot: the positions of the rows it holds and their stacked pixels
-    [V, 3, S, S] (a list of images for the ``PIL_IMAGE`` slot)."""
+def collate_decoded(items: list[tuple[int, dict, str | None]], stacked: frozenset = frozenset()) -> dict:
+    """Keys, errors and per slot: the positions of the rows it holds and their pixels, stacked
+    [V, 3, S, S] for the ``stacked`` slots, else a list (of PIL images for the ``PIL_IMAGE`` slot)."""
     batch: dict = {"keys": [key for key, _, _ in items], "errors": [error for _, _, error in items], "slots": {}}
     for slot in dict.fromkeys(slot for _, prepared, _ in items for slot in prepared):
         positions = [i for i, (_, prepared, _) in enumerate(items) if slot in prepared]
         values = [items[i][1][slot] for i in positions]
-        batch["slots"][slot] = (positions, values if slot == PIL_IMAGE else torch.stack(values))
+        batch["slots"][slot] = (positions, torch.stack(values) if slot in stacked else values)
     return batch
 
 
@@ -169,11 +194,13 @@ def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWr
     failed to load for some model."""
     by_key = {row.key: row for row in rows}
     slots, slot_of = preprocessing_slots(models)
+    stacked = stacked_slots(models, slot_of)
     columns = dict(zip(models, score_columns(list(models))))
     max_pixels = min(getattr(model, "max_pixels", DEFAULT_MAX_PIXELS) for model in models.values())
     on_gpu = any(_device_type(model) == "cuda" for model in models.values())
     loader = DataLoader(DecodingDataset(rows, slots, max_pixels, formats), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=collate_decoded, pin_memory=on_gpu,
+                        num_workers=num_workers, collate_fn=functools.partial(collate_decoded, stacked=stacked),
+                        pin_memory=on_gpu,
                         prefetch_factor=4 if num_workers else None)
     failed = 0
     with tqdm(total=len(rows), unit="img", desc="scoring", disable=not progress, smoothing=0.1) as bar:
@@ -181,10 +208,13 @@ def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWr
             results = [{"key": key, "prompt": by_key[key].prompt, "image": by_key[key].image, "error": error,
                         **dict.fromkeys(columns.values())} for key, error in zip(batch["keys"], batch["errors"])]
             for name, model in models.items():
-                positions, inputs = batch["slots"].get(slot_of[name], ([], None))
+                slot = slot_of[name]
+                positions, inputs = batch["slots"].get(slot, ([], None))
                 if positions:
                     prompts = [results[i]["prompt"] for i in positions]
-                    for position, value in zip(positions, _scores(model, inputs, prompts)):
+                    if slot != PIL_IMAGE and slot not in stacked:
+                        inputs = batch_images(model, inputs)
+                    for position, value in zip(positions, _scores(model, inputs, prompts, slot == PIL_IMAGE)):
                         results[position][columns[name]] = value
             failed += sum(error is not None for error in batch["errors"])
             writer.add(results)
@@ -193,11 +223,12 @@ def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWr
     return failed
 
 
-def _scores(model: Scorer, inputs: torch.Tensor | list[Image.Image], prompts: list[str]) -> list[float]:
-    """Scores of preprocessed pixels (a ``RewardScorer``), or of decoded images through ``score_batch``."""
-    if isinstance(inputs, torch.Tensor):
-        return model.score_preprocessed(inputs, model.encode_prompts(prompts)).tolist()
-    return model.score_batch(prompts, inputs, batch_size=len(inputs))
+def _scores(model: Scorer, inputs, prompts: list[str], decoded: bool) -> list[float]:
+    """Scores of batched preprocessed pixels (a ``RewardScorer``), or of ``decoded`` PIL images through
+    ``score_batch``."""
+    if decoded:
+        return model.score_batch(prompts, inputs, batch_size=len(inputs))
+    return model.score_preprocessed(inputs, model.encode_prompts(prompts)).tolist()
 
 
 def _device_type(model: Scorer) -> str:

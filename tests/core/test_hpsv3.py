@@ -6,9 +6,6 @@ hub publishes them), the original model's state-dict layout and its fp32 CPU out
 The checkpoint is rebuilt here from the same name-seeded tensors and loaded through ``load_score``.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -19,35 +16,31 @@ import imreward
 from fake_hub import FakeHub
 from imreward.errors import CheckpointError
 from imreward.models.hpsv3 import BASE_FILES, BASE_MODEL, HPSV3_FILE, HPSV3_REPO, from_published_layout
-from imreward.testing import seeded_state_dict
+from tiny_hpsv3 import BASE, GOLDEN, golden_values, load_tiny_hpsv3, published_layout_shapes, write_checkpoint
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-BASE = GOLDEN / "hpsv3" / "base"
 IMAGES = sorted((GOLDEN / "images").iterdir())
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
 def golden():
-    return json.loads((GOLDEN / "hpsv3" / "scores.json").read_text(encoding="utf-8"))
+    return golden_values()
 
 
 @pytest.fixture(scope="module")
 def published_shapes():
-    return {k: tuple(v) for k, v in json.loads((GOLDEN / "hpsv3" / "published_keys.json").read_text()).items()}
+    return published_layout_shapes()
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, golden, published_shapes):
-    path = tmp_path_factory.mktemp("hpsv3") / "HPSv3.safetensors"
-    save_file(seeded_state_dict(published_shapes, salt=golden["salt"]), str(path))
-    return path
+def checkpoint(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("hpsv3") / "HPSv3.safetensors")
 
 
 @pytest.fixture(scope="module")
 def scorer(checkpoint):
     torch.set_num_threads(1)
-    return imreward.load_score("HPSv3", device="cpu", checkpoint=checkpoint, base_model=BASE)
+    return load_tiny_hpsv3(checkpoint)
 
 
 def test_published_layout_maps_onto_transformers_modules(scorer, published_shapes):

@@ -3,8 +3,11 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 from eval.eval_helpers import BrightnessScorer, write_gray_png
+from PIL import Image
+from tiny_hpsv3 import load_tiny_hpsv3, write_checkpoint
 
 from imreward import hub
 from imreward.eval.cli import register
@@ -61,3 +64,23 @@ def test_eval_with_several_tiny_scorers(tmp_path, registered):
                     "-q", "--device", "cpu"]) == 0
     metrics = json.loads((tmp_path / "report" / "report.json").read_text())["metrics"]
     assert list(metrics) == ["bright", "tiny-a", "tiny-64"] and metrics["bright"]["accuracy"]["value"] == 1.0
+
+
+def test_benchmark_with_hpsv3_on_images_of_different_shapes(tmp_path, monkeypatch):
+    hpsv3 = load_tiny_hpsv3(write_checkpoint(tmp_path / "HPSv3.safetensors"))
+    monkeypatch.setitem(hub._SCORERS, "hpsv3", hub.ScorerInfo(lambda name, **_: hpsv3))
+    prompts = [{"id": 0, "prompt": "a red bicycle"}, {"id": 1, "prompt": "a lighthouse at dusk, très détaillé"}]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    rng = np.random.default_rng(0)
+    for generator, (width, height) in {"g-wide": (64, 40), "g-tall": (40, 72)}.items():
+        (tmp_path / "gens" / generator).mkdir(parents=True)
+        for prompt in prompts:
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "gens" / generator / f"{prompt['id']}_0.png")
+    assert run_cli(["benchmark", "--prompts", str(tmp_path / "prompts.json"), "--generations", str(tmp_path / "gens"),
+                    "--model", "hpsv3", "--cache", str(tmp_path / "cache.sqlite"), "-o", str(tmp_path / "out"),
+                    "--bootstrap", "20", "-q", "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    for generator in ("g-wide", "g-tall"):
+        alone = [hpsv3.score(p["prompt"], tmp_path / "gens" / generator / f"{p['id']}_0.png") for p in prompts]
+        assert result["generators"][generator]["mean"] == pytest.approx(sum(alone) / 2, abs=1e-5)
