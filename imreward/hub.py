@@ -81,6 +81,20 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.aesthetic_score:load_aesthetic_score",
         source="LAION improved-aesthetic-predictor sac+logos+ava1-l14-linearMSE.pth", licence="Apache-2.0",
         size="CLIP ViT-L/14 + 5-layer MLP", trained_on="SAC, LAION-Logos and AVA aesthetic ratings"),
+    "PickScore-v1": ScorerInfo(
+        "imreward.models.pick_score:load_pick_score",
+        source="hf://yuvalkirstain/PickScore_v1 (processor: laion/CLIP-ViT-H-14-laion2B-s32B-b79K)",
+        licence="none stated on the model card (PickScore code: MIT)", size="CLIP ViT-H/14, 986M",
+        trained_on="Pick-a-Pic v1: 584k preference pairs from a text-to-image web app, fine-tuned from "
+                   "CLIP-H laion2B"),
+    "HPSv2": ScorerInfo(
+        "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2_compressed.pt",
+        licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
+        trained_on="HPDv2: 798k preference choices on 434k images, fine-tuned from CLIP-H laion2B"),
+    "HPSv2.1": ScorerInfo(
+        "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2.1_compressed.pt",
+        licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
+        trained_on="HPDv2 (as HPSv2, retrained with higher-quality data), fine-tuned from CLIP-H laion2B"),
 }
 
 
