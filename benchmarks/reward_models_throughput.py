@@ -27,6 +27,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from models.clip_fixtures import build_scorer  # noqa: E402
+from models.test_clip_family import GOLDEN, GOLDEN_NAMES, golden, image_path  # noqa: E402
 
 
 def original_throughput(python: str, which: str, out: Path, vocab: str | None) -> dict[str, float]:
@@ -40,52 +42,12 @@ def original_throughput(python: str, which: str, out: Path, vocab: str | None) -
 
 
 def our_throughput(scorer, batch_size: int) -> float:
-    from models.test_clip_family import GOLDEN, image_path
-
     rows = [row for row in json.loads((GOLDEN / "clip" / "scores.json").read_text())["scores"]
             if image_path(row["image"]) is not None]
     scorer.score_batch(rows[0]["prompt"], [image_path(rows[0]["image"])])  # warm-up
     start = time.perf_counter()
     scorer.score_batch([row["prompt"] for row in rows], [image_path(row["image"]) for row in rows], batch_size=batch_size)
     return len(rows) / (time.perf_counter() - start)
-
-
-def build(name: str, folder: Path, dtype: torch.dtype):
-    """Our scorer on the same seeded checkpoint as the golden of ``name``."""
-    import open_clip
-
-    import imreward
-    from models import test_clip_family as t
-    from models.clip_fixtures import seeded_checkpoint, write_clip_processor, write_hps, write_pickscore
-
-    golden = t.golden(name)
-    if name in ("clip", "aesthetic"):
-        clip = t.golden("clip")
-        image_size = int((clip["shapes"]["visual.positional_embedding"][0] - 1) ** 0.5) * clip["shapes"]["visual.conv1.weight"][-1]
-        t.write_openai_clip(folder / "clip.pt", seeded_checkpoint(clip["shapes"], clip["salt"]), image_size)
-        if name == "clip":
-            return imreward.load_score("CLIP", device="cpu", dtype=dtype, checkpoint=folder / "clip.pt")
-        torch.save(seeded_checkpoint(golden["shapes"], golden["salt"], golden["scales"]), folder / "mlp.pth")
-        return imreward.load_score("Aesthetic", device="cpu", dtype=dtype, checkpoint=folder / "mlp.pth",
-                                   clip_checkpoint=folder / "clip.pt")
-    if name == "blip":
-        from imreward.config import ImageRewardConfig, VisionConfig
-
-        vit = golden["vit"]
-        vision = VisionConfig(image_size=vit["img_size"], patch_size=vit["patch_size"], width=vit["embed_dim"],
-                              depth=vit["depth"], num_heads=vit["num_heads"])
-        config = ImageRewardConfig.from_med_config(golden["med_config"], vision=vision,
-                                                   embed_dim=golden["shapes"]["vision_proj.weight"][0])
-        t.write_blip(folder / "blip.pth", seeded_checkpoint(golden["shapes"], golden["salt"]))
-        return imreward.load_score("BLIP", device="cpu", dtype=dtype, checkpoint=folder / "blip.pth", config=config)
-    if name == "pickscore":
-        write_pickscore(folder / "pick", golden["config"], seeded_checkpoint(golden["shapes"], golden["salt"]))
-        write_clip_processor(folder / "proc", Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz")
-        return imreward.load_score("PickScore-v1", device="cpu", dtype=dtype, checkpoint=folder / "pick",
-                                   processor=folder / "proc")
-    write_hps(folder / "hps.pt", seeded_checkpoint(golden["shapes"], golden["salt"]))
-    return imreward.load_score("HPSv2", device="cpu", dtype=dtype, checkpoint=folder / "hps.pt",
-                               architecture=golden["architecture"])
 
 
 def main() -> None:
@@ -106,12 +68,13 @@ def main() -> None:
         print(f"# {platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}, "
               f"tiny seeded models, batch {args.batch_size}; images/s")
         print("| model | original loop | imreward fp32 | imreward bf16 |\n| --- | --- | --- | --- |")
-        for name in ("clip", "blip", "aesthetic", "pickscore", "hpsv2"):
+        goldens = {name: golden(name) for name in GOLDEN_NAMES}
+        for name in GOLDEN_NAMES:
             rates = []
             for dtype in (torch.float32, torch.bfloat16):
                 folder = Path(tmp) / f"{name}-{dtype}"
                 folder.mkdir()
-                rates.append(our_throughput(build(name, folder, dtype), args.batch_size))
+                rates.append(our_throughput(build_scorer(name, goldens, folder, dtype), args.batch_size))
             original = f"{originals[name]:.1f}" if name in originals else "-"
             print(f"| {name} | {original} | {rates[0]:.1f} | {rates[1]:.1f} |", flush=True)
 

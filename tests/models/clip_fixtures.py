@@ -113,3 +113,52 @@ def write_clip_processor(folder: Path, bpe_file: Path) -> None:
                                                                "do_lower_case": True}))
     (folder / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     (folder / "config.json").write_text(json.dumps({"model_type": "clip"}))  # how AutoProcessor finds CLIP
+
+
+def openai_clip_image_size(shapes: dict[str, list[int]]) -> int:
+    """The input resolution of an OpenAI CLIP state dict: patch size x patches per side."""
+    return math.isqrt(shapes["visual.positional_embedding"][0] - 1) * shapes["visual.conv1.weight"][-1]
+
+
+def build_scorer(name: str, goldens: dict[str, dict], folder: Path, dtype: torch.dtype = torch.float32):
+    """imreward's scorer on the seeded checkpoint that ``goldens[name]`` was made with, written in
+    the published layout under ``folder`` and loaded with ``imreward.load_score`` (imports imreward:
+    for the tests and benchmarks only)."""
+    import open_clip
+
+    import imreward
+    from imreward.config import ImageRewardConfig, VisionConfig
+
+    golden = goldens[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    if name in ("clip", "aesthetic"):
+        clip = goldens["clip"]
+        write_openai_clip(folder / "ViT-L-14.pt", seeded_checkpoint(clip["shapes"], clip["salt"]),
+                          openai_clip_image_size(clip["shapes"]))
+        if name == "clip":
+            return imreward.load_score("CLIP", device="cpu", dtype=dtype, checkpoint=folder / "ViT-L-14.pt")
+        torch.save(seeded_checkpoint(golden["shapes"], golden["salt"], golden["scales"]), folder / "mlp.pth")
+        return imreward.load_score("Aesthetic", device="cpu", dtype=dtype, checkpoint=folder / "mlp.pth",
+                                   clip_checkpoint=folder / "ViT-L-14.pt")
+    if name == "blip":
+        vit = golden["vit"]
+        vision = VisionConfig() if vit is None else VisionConfig(
+            image_size=vit["img_size"], patch_size=vit["patch_size"], width=vit["embed_dim"], depth=vit["depth"],
+            num_heads=vit["num_heads"])
+        config = ImageRewardConfig.from_med_config(golden["med_config"], vision=vision,
+                                                   embed_dim=golden["shapes"]["vision_proj.weight"][0])
+        state = seeded_checkpoint(golden["shapes"], golden["salt"])
+        # Pre-training entries of model_large.pth that the score ignores.
+        write_blip(folder / "model_large.pth", {**state, "temp": torch.tensor(0.07), "text_queue": torch.zeros(256, 8)})
+        return imreward.load_score("BLIP", device="cpu", dtype=dtype, checkpoint=folder / "model_large.pth",
+                                   config=config)
+    if name == "pickscore":
+        write_pickscore(folder / "model", golden["config"], seeded_checkpoint(golden["shapes"], golden["salt"]))
+        write_clip_processor(folder / "processor", Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz")
+        return imreward.load_score("PickScore-v1", device="cpu", dtype=dtype, checkpoint=folder / "model",
+                                   processor=folder / "processor")
+    if name == "hpsv2":
+        write_hps(folder / "HPS_v2_compressed.pt", seeded_checkpoint(golden["shapes"], golden["salt"]))
+        return imreward.load_score("HPSv2", device="cpu", dtype=dtype, checkpoint=folder / "HPS_v2_compressed.pt",
+                                   architecture=golden["architecture"])
+    raise KeyError(f"no golden scorer named {name!r}")

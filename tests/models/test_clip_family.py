@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from models.clip_fixtures import (seeded_checkpoint, write_blip, write_clip_processor, write_hps, write_openai_clip,
-                                  write_pickscore)
+from models.clip_fixtures import build_scorer
 
 import imreward
-from imreward.config import ImageRewardConfig, VisionConfig
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SHARED_IMAGES = next((p / "shared" / "reference-data" / "images" for p in Path(__file__).resolve().parents[3:5]
@@ -26,8 +24,8 @@ SHARED_IMAGES = next((p / "shared" / "reference-data" / "images" for p in Path(_
 TOLERANCE = 1e-4
 
 
-def golden(name: str) -> dict:
-    return json.loads((GOLDEN / name / "scores.json").read_text(encoding="utf-8"))
+def golden(name: str, root: Path = GOLDEN) -> dict:
+    return json.loads((root / name / "scores.json").read_text(encoding="utf-8"))
 
 
 def image_path(label: str) -> Path | None:
@@ -59,82 +57,59 @@ def assert_rank_matches(scorer, expected: dict) -> None:
     assert rewards == pytest.approx(reference["rewards"], abs=TOLERANCE)
 
 
+GOLDEN_NAMES = ("clip", "aesthetic", "blip", "pickscore", "hpsv2")
+
+
 @pytest.fixture(scope="module")
-def openai_clip_file(tmp_path_factory) -> Path:
-    expected = golden("clip")
-    path = tmp_path_factory.mktemp("clip") / "ViT-L-14.pt"
-    write_openai_clip(path, seeded_checkpoint(expected["shapes"], expected["salt"]),
-                      int(math.isqrt(expected["shapes"]["visual.positional_embedding"][0] - 1)
-                          * expected["shapes"]["visual.conv1.weight"][-1]))
-    return path
+def goldens() -> dict[str, dict]:
+    return {name: golden(name) for name in GOLDEN_NAMES}
 
 
-def test_clip_score_equals_image_reward_load_score_clip(openai_clip_file, single_cpu_thread):
-    expected = golden("clip")
-    scorer = imreward.load_score("CLIP", device="cpu", checkpoint=openai_clip_file)
+def assert_tokens_match(scorer, expected: dict) -> None:
     for prompt, tokens in expected["tokens"].items():
         assert scorer.encode_prompts([prompt])["input_ids"][0].tolist() == tokens, prompt
-    assert_scores_match(scorer, expected)
-    assert_rank_matches(scorer, expected)
 
 
-def test_aesthetic_equals_image_reward_load_score_aesthetic(tmp_path, openai_clip_file, single_cpu_thread):
-    expected = golden("aesthetic")
-    torch.save(seeded_checkpoint(expected["shapes"], expected["salt"], expected["scales"]), tmp_path / "mlp.pth")
-    scorer = imreward.load_score("Aesthetic", device="cpu", checkpoint=tmp_path / "mlp.pth",
-                                 clip_checkpoint=openai_clip_file)
-    assert_scores_match(scorer, expected)
-    assert_rank_matches(scorer, expected)
+def test_clip_score_equals_image_reward_load_score_clip(goldens, tmp_path, single_cpu_thread):
+    scorer = build_scorer("clip", goldens, tmp_path)
+    assert_tokens_match(scorer, goldens["clip"])
+    assert_scores_match(scorer, goldens["clip"])
+    assert_rank_matches(scorer, goldens["clip"])
 
 
-def test_blip_score_equals_image_reward_load_score_blip(tmp_path, single_cpu_thread):
-    expected = golden("blip")
-    vit = expected["vit"]
-    vision = VisionConfig(image_size=vit["img_size"], patch_size=vit["patch_size"], width=vit["embed_dim"],
-                          depth=vit["depth"], num_heads=vit["num_heads"])
-    config = ImageRewardConfig.from_med_config(expected["med_config"], vision=vision,
-                                               embed_dim=expected["shapes"]["vision_proj.weight"][0])
-    state = seeded_checkpoint(expected["shapes"], expected["salt"])
-    write_blip(tmp_path / "model_large.pth", {**state, "temp": torch.tensor(0.07), "text_queue": torch.zeros(256, 8)})
-    scorer = imreward.load_score("BLIP", device="cpu", checkpoint=tmp_path / "model_large.pth", config=config)
-    for prompt, tokens in expected["tokens"].items():
-        assert scorer.encode_prompts([prompt])["input_ids"][0].tolist() == tokens, prompt
-    assert_scores_match(scorer, expected)
-    assert_rank_matches(scorer, expected)
+def test_aesthetic_equals_image_reward_load_score_aesthetic(goldens, tmp_path, single_cpu_thread):
+    scorer = build_scorer("aesthetic", goldens, tmp_path)
+    assert_scores_match(scorer, goldens["aesthetic"])
+    assert_rank_matches(scorer, goldens["aesthetic"])
+
+
+def test_blip_score_equals_image_reward_load_score_blip(goldens, tmp_path, single_cpu_thread):
+    scorer = build_scorer("blip", goldens, tmp_path)
+    assert_tokens_match(scorer, goldens["blip"])
+    assert_scores_match(scorer, goldens["blip"])
+    assert_rank_matches(scorer, goldens["blip"])
 
 
 @pytest.fixture(scope="module")
-def pickscore(tmp_path_factory):
-    import open_clip
-
-    expected = golden("pickscore")
-    root = tmp_path_factory.mktemp("pickscore")
-    write_pickscore(root / "model", expected["config"], seeded_checkpoint(expected["shapes"], expected["salt"]))
-    write_clip_processor(root / "processor", Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz")
+def pickscore(goldens, tmp_path_factory):
     torch.set_num_threads(1)
-    return imreward.load_score("PickScore-v1", device="cpu", checkpoint=root / "model", processor=root / "processor")
+    return build_scorer("pickscore", goldens, tmp_path_factory.mktemp("pickscore"))
 
 
-def test_pickscore_equals_its_published_usage(pickscore):
-    expected = golden("pickscore")
-    for prompt, tokens in expected["tokens"].items():
-        assert pickscore.encode_prompts([prompt])["input_ids"][0].tolist() == tokens, prompt
-    assert_scores_match(pickscore, expected)
+def test_pickscore_equals_its_published_usage(pickscore, goldens):
+    assert_tokens_match(pickscore, goldens["pickscore"])
+    assert_scores_match(pickscore, goldens["pickscore"])
 
 
 @pytest.fixture(scope="module")
-def hps(tmp_path_factory):
-    expected = golden("hpsv2")
-    path = tmp_path_factory.mktemp("hps") / "HPS_v2_compressed.pt"
-    write_hps(path, seeded_checkpoint(expected["shapes"], expected["salt"]))
+def hps(goldens, tmp_path_factory):
     torch.set_num_threads(1)
-    return imreward.load_score("HPSv2", device="cpu", checkpoint=path, architecture=expected["architecture"])
+    return build_scorer("hpsv2", goldens, tmp_path_factory.mktemp("hps"))
 
 
-def test_hpsv2_equals_the_hpsv2_package(hps):
-    expected = golden("hpsv2")
-    for prompt, tokens in expected["tokens"].items():
-        assert hps.encode_prompts([prompt])["input_ids"][0].tolist() == tokens, prompt
+def test_hpsv2_equals_the_hpsv2_package(hps, goldens):
+    expected = goldens["hpsv2"]
+    assert_tokens_match(hps, expected)
     assert_scores_match(hps, expected)
     failed = {row["image"] for row in expected["scores"] if "error" in row}
     assert failed == {"rgba_500x300.png"}  # the original passes RGBA as 4 channels and fails
@@ -157,18 +132,15 @@ def test_score_tensor_is_differentiable_and_close_to_the_file_path(fixture, requ
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 0.02), (torch.float16, 0.005)])
-def test_hps_low_precision_stays_close_to_float32(tmp_path, dtype, tolerance, single_cpu_thread):
-    expected = golden("hpsv2")
-    path = tmp_path / "hps.pt"
-    write_hps(path, seeded_checkpoint(expected["shapes"], expected["salt"]))
-    low = imreward.load_score("HPSv2.1", device="cpu", dtype=dtype, checkpoint=path,
-                              architecture=expected["architecture"])
+def test_hps_low_precision_stays_close_to_float32(goldens, tmp_path, dtype, tolerance, single_cpu_thread):
+    low = build_scorer("hpsv2", goldens, tmp_path, dtype=dtype)
     assert low.compute_dtype == dtype
-    images = [GOLDEN / "images" / name for name in ("rgb_480x640.jpg", "l_300x1000.png", "p_320x256.gif")]
-    reference = {row["image"]: row["score"] for row in expected["scores"]
-                 if row["prompt"] == next(iter(expected["tokens"])) and "score" in row}
-    ours = low.score_batch(next(iter(expected["tokens"])), images)
-    assert ours == pytest.approx([reference[p.name] for p in images], abs=tolerance)
+    prompt = next(iter(goldens["hpsv2"]["tokens"]))
+    images = ("rgb_480x640.jpg", "l_300x1000.png", "p_320x256.gif")
+    reference = {row["image"]: row["score"] for row in goldens["hpsv2"]["scores"]
+                 if row["prompt"] == prompt and "score" in row}
+    ours = low.score_batch(prompt, [GOLDEN / "images" / name for name in images])
+    assert ours == pytest.approx([reference[name] for name in images], abs=tolerance)
 
 
 def test_scorers_are_registered_with_source_and_licence():
