@@ -81,6 +81,10 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.aesthetic_score:load_aesthetic_score",
         source="LAION improved-aesthetic-predictor sac+logos+ava1-l14-linearMSE.pth", licence="Apache-2.0",
         size="CLIP ViT-L/14 + 5-layer MLP", trained_on="SAC, LAION-Logos and AVA aesthetic ratings"),
+    "CLIP-ViT-H-14": ScorerInfo(
+        "imreward.models.clip_score:load_laion_clip_score",
+        source="hf://laion/CLIP-ViT-H-14-laion2B-s32B-b79K/open_clip_pytorch_model.bin", licence="MIT",
+        size="open_clip ViT-H/14, 986M", trained_on="LAION-2B English image-text pairs (no preference data)"),
     "PickScore-v1": ScorerInfo(
         "imreward.models.pick_score:load_pick_score",
         source="hf://yuvalkirstain/PickScore_v1 (processor: laion/CLIP-ViT-H-14-laion2B-s32B-b79K)",

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from models.clip_fixtures import build_scorer
+import torch.nn.functional as F
+from models.clip_fixtures import build_scorer, seeded_checkpoint
 
 import imreward
+from imreward.hub import scorer_info
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SHARED_IMAGES = next((p / "shared" / "reference-data" / "images" for p in Path(__file__).resolve().parents[3:5]
@@ -144,6 +146,34 @@ def test_hps_low_precision_stays_close_to_float32(goldens, tmp_path, dtype, tole
 
 
 def test_scorers_are_registered_with_source_and_licence():
-    for name in ("PickScore-v1", "HPSv2", "HPSv2.1", "CLIP", "BLIP", "Aesthetic"):
-        info = imreward.hub.scorer_info(name)
+    for name in ("PickScore-v1", "HPSv2", "HPSv2.1", "CLIP-ViT-H-14", "CLIP", "BLIP", "Aesthetic"):
+        info = scorer_info(name)
         assert info.source and info.licence and info.size and info.trained_on, name
+
+
+def test_laion_clip_h_equals_open_clip_itself(goldens, tmp_path, single_cpu_thread):
+    """Reference: open_clip's own model factory, evaluation transform and tokenizer on the same file."""
+    import open_clip
+    from open_clip.factory import _MODEL_CONFIGS
+    from PIL import Image
+
+    architecture = goldens["hpsv2"]["architecture"]
+    state = seeded_checkpoint(goldens["hpsv2"]["shapes"], salt=7)
+    torch.save(state, tmp_path / "open_clip_pytorch_model.bin")
+    _MODEL_CONFIGS["imreward-tiny-test"] = architecture
+    try:
+        reference, _, transform = open_clip.create_model_and_transforms(
+            "imreward-tiny-test", pretrained=str(tmp_path / "open_clip_pytorch_model.bin"))
+        tokenizer = open_clip.get_tokenizer("imreward-tiny-test")
+    finally:
+        del _MODEL_CONFIGS["imreward-tiny-test"]
+    scorer = imreward.load_score("CLIP-ViT-H-14", device="cpu", checkpoint=tmp_path / "open_clip_pytorch_model.bin",
+                                 architecture=architecture)
+    prompts = list(goldens["hpsv2"]["tokens"])
+    images = sorted((GOLDEN / "images").iterdir())
+    with torch.no_grad():
+        text = F.normalize(reference.eval().encode_text(tokenizer(prompts)), dim=-1)
+        pixels = torch.stack([transform(Image.open(path)) for path in images])
+        expected = F.normalize(reference.encode_image(pixels), dim=-1) @ text.T  # [images, prompts]
+    for column, prompt in enumerate(prompts):
+        assert scorer.score_batch(prompt, images) == pytest.approx(expected[:, column].tolist(), abs=TOLERANCE)
