@@ -177,3 +177,22 @@ def test_laion_clip_h_equals_open_clip_itself(goldens, tmp_path, single_cpu_thre
         expected = F.normalize(reference.encode_image(pixels), dim=-1) @ text.T  # [images, prompts]
     for column, prompt in enumerate(prompts):
         assert scorer.score_batch(prompt, images) == pytest.approx(expected[:, column].tolist(), abs=TOLERANCE)
+
+
+def test_bad_checkpoints_are_refused_with_the_file_named(goldens, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from imreward.errors import CheckpointError
+
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, tmp_path / "not_hps.pt")
+    with pytest.raises(CheckpointError, match="not_hps.pt"):
+        imreward.load_score("HPSv2", device="cpu", checkpoint=tmp_path / "not_hps.pt",
+                            architecture=goldens["hpsv2"]["architecture"])
+    build_scorer("pickscore", goldens, tmp_path / "pick")  # writes a valid folder, then one tensor is removed
+    weights = tmp_path / "pick" / "model" / "model.safetensors"
+    state = load_file(str(weights))
+    del state["visual_projection.weight"]
+    save_file(state, str(weights), {"format": "pt"})
+    with pytest.raises(CheckpointError, match="visual_projection.weight"):
+        imreward.load_score("PickScore-v1", device="cpu", checkpoint=tmp_path / "pick" / "model",
+                            processor=tmp_path / "pick" / "processor")
