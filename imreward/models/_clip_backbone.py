@@ -76,7 +76,11 @@ def place(scorer: RewardScorer, device: str | torch.device | None, dtype: torch.
     whole scorer) to ``dtype``; eval mode. Scores are always returned in float32."""
     scorer.to(resolve_device(device))
     if dtype is not None:
-        (backbone or scorer).to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        target = backbone or scorer
+        target.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        for module in target.modules():  # open_clip's LayerNormFp32 (OpenAI CLIP) needs float32 weights
+            if type(module).__name__ == "LayerNormFp32":
+                module.float()
     return scorer.eval()
 
 

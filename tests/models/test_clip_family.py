@@ -133,13 +133,14 @@ def test_score_tensor_is_differentiable_and_close_to_the_file_path(fixture, requ
     assert float(scores.detach()) == pytest.approx(scorer.score("a cat", image), abs=spread)
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 0.02), (torch.float16, 0.005)])
-def test_hps_low_precision_stays_close_to_float32(goldens, tmp_path, dtype, tolerance, single_cpu_thread):
-    low = build_scorer("hpsv2", goldens, tmp_path, dtype=dtype)
+@pytest.mark.parametrize("name, dtype, tolerance", [("hpsv2", torch.bfloat16, 0.02), ("hpsv2", torch.float16, 0.005),
+                                                     ("clip", torch.bfloat16, 0.02), ("pickscore", torch.bfloat16, 2.0)])
+def test_low_precision_stays_close_to_float32(goldens, tmp_path, name, dtype, tolerance, single_cpu_thread):
+    low = build_scorer(name, goldens, tmp_path, dtype=dtype)
     assert low.compute_dtype == dtype
-    prompt = next(iter(goldens["hpsv2"]["tokens"]))
+    prompt = next(iter(goldens[name]["tokens"]))
     images = ("rgb_480x640.jpg", "l_300x1000.png", "p_320x256.gif")
-    reference = {row["image"]: row["score"] for row in goldens["hpsv2"]["scores"]
+    reference = {row["image"]: row["score"] for row in goldens[name]["scores"]
                  if row["prompt"] == prompt and "score" in row}
     ours = low.score_batch(prompt, [GOLDEN / "images" / name for name in images])
     assert ours == pytest.approx([reference[name] for name in images], abs=tolerance)
