@@ -93,8 +93,16 @@ def test_blip_score_equals_image_reward_load_score_blip(goldens, tmp_path, singl
 
 
 @pytest.fixture(scope="module")
-def pickscore(goldens, tmp_path_factory):
+def one_thread():
+    """One intra-op thread for this module's shared fixtures (tiny models; a loaded machine)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pickscore(goldens, tmp_path_factory, one_thread):
     return build_scorer("pickscore", goldens, tmp_path_factory.mktemp("pickscore"))
 
 
@@ -104,8 +112,7 @@ def test_pickscore_equals_its_published_usage(pickscore, goldens):
 
 
 @pytest.fixture(scope="module")
-def hps(goldens, tmp_path_factory):
-    torch.set_num_threads(1)
+def hps(goldens, tmp_path_factory, one_thread):
     return build_scorer("hpsv2", goldens, tmp_path_factory.mktemp("hps"))
 
 
