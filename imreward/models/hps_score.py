@@ -34,7 +34,7 @@ HPS_ARCHITECTURE = "ViT-H-14"  # open_clip's config; HPSv2 was fine-tuned from l
 
 
 class HPSScore(OpenClipScore):
-    """HPSv2 / HPSv2.1: cosine of the normalised open_clip embeddings (roughly 0.2-0.35 for real images)."""
+    """HPSv2 / HPSv2.1: cosine of the normalised open_clip image and prompt embeddings."""
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """The package's transform: RGB, to float, resize the longer side, pad, normalise -> [3, S, S]."""

@@ -34,7 +34,7 @@ PIL_BICUBIC = 3  # the ``resample`` value of preprocessor_config.json
 
 
 class PickScore(DualEncoderScore):
-    """PickScore: ``exp(logit_scale)`` x cosine (about 20-23 for real images with the published weights)."""
+    """PickScore: ``exp(logit_scale)`` x cosine of the normalised image and prompt embeddings."""
 
     def __init__(self, clip_model, tokenizer, processor_config: dict) -> None:
         super().__init__()
