@@ -93,6 +93,24 @@ _SCORERS: dict[str, ScorerInfo] = {
         licence="not stated (Kwai-Kolors/MPS has no LICENSE file)",
         size="CLIP ViT-H/14 (986M) + 4-layer fusion block (width 1024, 16 heads, 118M)",
         trained_on="MHP: 918k comparisons of 607k generated images, overall preference"),
+    "CLIP-ViT-H-14": ScorerInfo(
+        "imreward.models.clip_score:load_laion_clip_score",
+        source="hf://laion/CLIP-ViT-H-14-laion2B-s32B-b79K/open_clip_pytorch_model.bin", licence="MIT",
+        size="open_clip ViT-H/14, 986M", trained_on="LAION-2B English image-text pairs (no preference data)"),
+    "PickScore-v1": ScorerInfo(
+        "imreward.models.pick_score:load_pick_score",
+        source="hf://yuvalkirstain/PickScore_v1 (processor: laion/CLIP-ViT-H-14-laion2B-s32B-b79K)",
+        licence="none stated on the model card (PickScore code: MIT)", size="CLIP ViT-H/14, 986M",
+        trained_on="Pick-a-Pic v1: 584k preference pairs from a text-to-image web app, fine-tuned from "
+                   "CLIP-H laion2B"),
+    "HPSv2": ScorerInfo(
+        "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2_compressed.pt",
+        licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
+        trained_on="HPDv2: 798k preference choices on 434k images, fine-tuned from CLIP-H laion2B"),
+    "HPSv2.1": ScorerInfo(
+        "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2.1_compressed.pt",
+        licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
+        trained_on="HPDv2 (as HPSv2, retrained with higher-quality data), fine-tuned from CLIP-H laion2B"),
 }
 
 

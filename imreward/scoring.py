@@ -183,7 +183,7 @@ class RewardScorer(nn.Module):
         prompt_list = [prompts] * pixels.shape[0] if isinstance(prompts, str) else list(prompts)
         if len(prompt_list) != pixels.shape[0]:
             raise ValueError(f"got {len(prompt_list)} prompts for {pixels.shape[0]} images")
-        pixel_values = preprocess_tensor(pixels, self.image_size, self.image_mean, self.image_std)
+        pixel_values = self.preprocess_pixels(pixels)
         text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
         return self(pixel_values.to(self.compute_dtype), **text)
 
@@ -195,6 +195,10 @@ class RewardScorer(nn.Module):
     def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """One batch from rows of ``encode_prompts`` outputs (one dict of tensors per item; stacked)."""
         return stack_text_rows(texts)
+
+    def preprocess_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Differentiable preprocessing of pixels [B, 3, H, W] in [0, 1] -> [B, 3, S, S] normalised."""
+        return preprocess_tensor(pixels, self.image_size, self.image_mean, self.image_std)
 
     def score_preprocessed(self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] (float32, CPU) of preprocessed pixels [B, 3, S, S] and encoded prompts, without

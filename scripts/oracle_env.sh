@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds a separate environment with the original ImageReward (PyPI image-reward 1.5) as a reference
-# oracle for scripts/make_golden.py. It reuses torch/torchvision/numpy/Pillow from the project venv
+# oracle for scripts/make_golden.py (and, with OpenAI's CLIP packaged as openai-clip 1.0.1, for the CLIP,
+# BLIP, Aesthetic and PickScore goldens of scripts/make_golden_clip.py). It reuses torch/torchvision/numpy/Pillow from the project venv
 # (appended to sys.path after its own packages) and pins the older libraries the original needs.
 # Usage: bash scripts/oracle_env.sh [ORACLE_VENV] [PROJECT_VENV]
 set -euo pipefail
@@ -8,7 +9,8 @@ oracle=${1:-../oracle-venv}
 project=${2:-.venv}
 python3 -m venv "$oracle"
 "$oracle/bin/pip" install -q --no-deps 'transformers==4.30.2' 'tokenizers==0.13.3' 'timm==0.6.13' \
-    'huggingface_hub==0.16.4' regex requests pyyaml packaging filelock tqdm safetensors 'image-reward==1.5'
+    'huggingface_hub==0.16.4' regex requests pyyaml packaging filelock tqdm safetensors 'image-reward==1.5' \
+    'openai-clip==1.0.1'
 # fairscale is imported by the original ViT only for gradient checkpointing: a stub suffices.
 site=$("$oracle/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 mkdir -p "$site/fairscale/nn/checkpoint"

@@ -15,8 +15,7 @@ import torch
 
 from imreward.config import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD, HeadConfig
 from imreward.hub import CheckpointError, load_weights
-from imreward.models._clip_backbone import clip_image_features, clip_image_size, load_openai_clip
-from imreward.hub import resolve_device
+from imreward.models._clip_backbone import clip_image_features, clip_image_size, load_openai_clip, place
 from imreward.models.baselines import AESTHETIC_MLP, CLIP_VIT_L14, resolve_checkpoint
 from imreward.models.head import RewardHead
 from imreward.scoring import RewardScorer
@@ -54,6 +53,7 @@ def read_aesthetic_head(path: str | os.PathLike, feature_width: int) -> RewardHe
 
 
 def load_aesthetic_score(name: str = "Aesthetic", device: str | torch.device | None = None,
+                         dtype: torch.dtype | str | None = None,
                          download_root: str | os.PathLike | None = None,
                          checkpoint: str | os.PathLike | None = None,
                          clip_checkpoint: str | os.PathLike | None = None) -> AestheticScore:
@@ -61,6 +61,7 @@ def load_aesthetic_score(name: str = "Aesthetic", device: str | torch.device | N
 
     Args:
         device: defaults to CUDA when available.
+        dtype: e.g. ``torch.bfloat16`` for CLIP; the MLP stays float32, as in the original.
         download_root: cache folder for both files (default ``~/.cache/imreward``).
         checkpoint: a local MLP state dict instead of the published one.
         clip_checkpoint: a local OpenAI CLIP file instead of the published ViT-L/14.
@@ -68,4 +69,5 @@ def load_aesthetic_score(name: str = "Aesthetic", device: str | torch.device | N
     clip_model = load_openai_clip(resolve_checkpoint(CLIP_VIT_L14, clip_checkpoint, download_root))
     head = read_aesthetic_head(resolve_checkpoint(AESTHETIC_MLP, checkpoint, download_root),
                                clip_model.visual.output_dim)
-    return AestheticScore(clip_model, head).to(resolve_device(device)).eval()
+    scorer = AestheticScore(clip_model, head)
+    return place(scorer, device, dtype, backbone=scorer.clip)

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from imreward.config import ImageRewardConfig
-from imreward.hub import CheckpointError, bert_tokenizer, load_weights, resolve_device
+from imreward.hub import CheckpointError, bert_tokenizer, load_weights
+from imreward.models._clip_backbone import place
 from imreward.models.baselines import BLIP_LARGE, resolve_checkpoint
 from imreward.models.blip import BLIPBackbone
 from imreward.scoring import RewardScorer
@@ -73,6 +74,7 @@ def backbone_state_dict(checkpoint: dict, source: str) -> dict[str, torch.Tensor
 
 
 def load_blip_score(name: str = "BLIP", device: str | torch.device | None = None,
+                    dtype: torch.dtype | str | None = None,
                     download_root: str | os.PathLike | None = None,
                     checkpoint: str | os.PathLike | None = None,
                     config: ImageRewardConfig | None = None,
@@ -81,6 +83,7 @@ def load_blip_score(name: str = "BLIP", device: str | torch.device | None = None
 
     Args:
         device: defaults to CUDA when available.
+        dtype: e.g. ``torch.bfloat16`` for the whole model (scores stay float32).
         download_root: cache folder for ``model_large.pth`` (default ``~/.cache/imreward``).
         checkpoint: a local BLIP pre-training checkpoint instead of the published ``model_large.pth``.
         config: backbone architecture (default: the published ViT-L/16 + BERT-base at 224 px).
@@ -92,4 +95,4 @@ def load_blip_score(name: str = "BLIP", device: str | torch.device | None = None
         scorer = BLIPScore(config or ImageRewardConfig(), tokenizer)
     state = backbone_state_dict(torch.load(path, map_location="cpu", weights_only=True), str(path))
     load_weights(scorer, state, str(path))
-    return scorer.to(resolve_device(device)).eval()
+    return place(scorer, device, dtype)
