@@ -82,14 +82,15 @@ class HFCLIPPilPreprocessor:
     first, bicubic resize of the shorter side, then a centre crop whose offsets round down (torchvision
     rounds to nearest, so the two differ by a pixel for some sizes)."""
 
-    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], resize_to: int | None = None) -> None:
         self.size = size
+        self.resize_to = resize_to or size  # the processor's shortest_edge; the crop is ``size``
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = image.convert("RGB")
-        height, width = resized_size(image.height, image.width, self.size)
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        height, width = resized_size(image.height, image.width, self.resize_to)
         image = image.resize((width, height), Image.BICUBIC)
         top, left = (height - self.size) // 2, (width - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))

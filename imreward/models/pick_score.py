@@ -17,13 +17,12 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from imreward.errors import CheckpointError
 from imreward.hub import hub_file
-from imreward.image_io import ImageInput, load_image
 from imreward.models._clip_backbone import DualEncoderScore, place
+from imreward.preprocess import HFCLIPPilPreprocessor
 
 PICKSCORE_REPO = "yuvalkirstain/PickScore_v1"
 PICKSCORE_FILES = ("config.json", "model.safetensors")
@@ -47,8 +46,6 @@ class PickScore(DualEncoderScore):
         self.image_size = crop["height"] if isinstance(crop, dict) else int(crop)
         self.image_mean = tuple(processor_config["image_mean"])
         self.image_std = tuple(processor_config["image_std"])
-        self._mean = torch.tensor(self.image_mean).view(3, 1, 1)
-        self._std = torch.tensor(self.image_std).view(3, 1, 1)
 
     def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Token ids and attention mask [N, L], padded to the longest prompt, at most 77 tokens."""
@@ -56,21 +53,13 @@ class PickScore(DualEncoderScore):
                                  return_tensors="pt")
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
-    def preprocess(self, image: ImageInput) -> torch.Tensor:
+    @property
+    def pil_preprocess(self) -> HFCLIPPilPreprocessor:
         """The PIL CLIPImageProcessor of transformers 4.x: -> normalised [3, S, S] float32."""
-        from PIL import Image
-
-        image = load_image(image, self.max_pixels)
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        width, height = image.size
-        short, long = (width, height) if width <= height else (height, width)
-        new_short, new_long = self.resize_to, int(self.resize_to * long / short)
-        size = (new_short, new_long) if width <= height else (new_long, new_short)
-        image = image.resize(size, Image.Resampling.BICUBIC)
-        top, left = (size[1] - self.image_size) // 2, (size[0] - self.image_size) // 2
-        image = image.crop((left, top, left + self.image_size, top + self.image_size))
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
-        return (pixels - self._mean) / self._std
+        if getattr(self, "_pil_preprocess", None) is None:
+            self._pil_preprocess = HFCLIPPilPreprocessor(self.image_size, self.image_mean, self.image_std,
+                                                         resize_to=self.resize_to)
+        return self._pil_preprocess
 
     def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return _features(self.clip.get_image_features(pixel_values=pixel_values))
