@@ -23,7 +23,8 @@ APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.c
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that loads a reward model."""
     parser.add_argument("--model", default="ImageReward-v1.0",
-                        help="registry name, save_pretrained folder, .pt checkpoint or hub repo (default: %(default)s)")
+                        help="registered scorer (imreward models), save_pretrained folder, .pt checkpoint, "
+                             "module:function factory or hub repo (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
@@ -31,11 +32,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, applied with ``imreward.threads.set_threads``."""
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch CPU threads (default: 1 for models under 50M parameters, else the cores "
+                             "shared among this machine's processes; OMP_NUM_THREADS, when set, is kept)")
+
+
 def load_model_from_args(args: argparse.Namespace):
+    """The scorer ``--model`` names (``imreward.load_scorer``); ImageReward-only options are passed
+    only when given, so any scorer works with the defaults."""
     import imreward
 
-    return imreward.load(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
-                         med_config=args.med_config, max_length=args.max_length)
+    options = {"med_config": args.med_config, "max_length": args.max_length}
+    return imreward.load_scorer(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
+                                **{name: value for name, value in options.items() if value is not None})
 
 
 def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
@@ -74,7 +91,10 @@ def _score_command(args: argparse.Namespace) -> int:
         pairs = [(args.prompt, image) for image in args.images]
     else:
         raise SystemExit("give --prompt and images, or --input pairs.jsonl")
+    from imreward.threads import set_threads
+
     model = load_model_from_args(args)
+    set_threads(args.threads, model)
     failures: dict[int, str] = {}
 
     def report(index: int, error: Exception) -> None:
@@ -115,6 +135,7 @@ def _add_scoring_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--output", "-o", help="write results here instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_arguments(parser)
+    add_threads_argument(parser)
     parser.set_defaults(handler=_score_command, input=None)
 
 
@@ -146,11 +167,12 @@ def _models_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from imreward.errors import CheckpointError, ModelDownloadError
+    from imreward.errors import CheckpointError, ModelDownloadError, ScorerOptionError, UnknownScorerError
 
     try:
         return args.handler(args)
-    except (ModelDownloadError, CheckpointError, FileNotFoundError) as error:  # user errors: no traceback
+    except (ModelDownloadError, CheckpointError, FileNotFoundError, UnknownScorerError,
+            ScorerOptionError) as error:  # user errors: no traceback
         print(f"imreward: error: {error}", file=sys.stderr)
         return 2
 

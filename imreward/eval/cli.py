@@ -22,14 +22,15 @@ def _int_list(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    from imreward.cli import add_model_arguments
+    from imreward.cli import add_model_arguments, add_threads_argument
 
     evaluate = subparsers.add_parser("eval", help="compare scorers with human rankings (the paper's Table 3)")
     evaluate.add_argument("--data", required=True,
                           help="test.json layout or ImageRewardDB rows (.json/.jsonl/.parquet)")
     evaluate.add_argument("--images", required=True, help="root folder the image paths are relative to")
     evaluate.add_argument("--scorers", default=DEFAULT_SCORERS,
-                          help="comma-separated registered scorer names or checkpoint paths (default: %(default)s)")
+                          help="comma-separated scorers: registered names, checkpoint paths, module:function "
+                               "factories or hub repos (default: %(default)s)")
     evaluate.add_argument("--layout", default="auto", choices=["auto", "test", "imagerewarddb"])
     evaluate.add_argument("--output-dir", "-o", default="eval-report",
                           help="folder for the reports (default: %(default)s)")
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     evaluate.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_threads_argument(evaluate)
     evaluate.set_defaults(handler=_eval_command)
 
     benchmark = subparsers.add_parser("benchmark", help="rank text-to-image generators by reward (the paper's Table 1)")
@@ -56,26 +58,34 @@ def register(subparsers) -> None:
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--quiet", "-q", action="store_true")
     add_model_arguments(benchmark)
+    add_threads_argument(benchmark)
     benchmark.set_defaults(handler=_benchmark_command)
 
 
 def _eval_command(args: argparse.Namespace) -> int:
-    import imreward
+    from imreward.errors import UnknownScorerError
     from imreward.eval.data import read_ranked_prompts
     from imreward.eval.report import write_reports
-    from imreward.eval.runner import run_evaluation, unknown_scorers
+    from imreward.eval.runner import run_evaluation
+    from imreward.hub import check_scorer
+
     specs = [spec.strip() for spec in args.scorers.split(",") if spec.strip()]
     if not specs:
         raise SystemExit("--scorers is empty")
-    if unknown := unknown_scorers(specs):
-        raise SystemExit(f"unknown scorers {', '.join(unknown)}: give registered names "
-                         f"({', '.join(imreward.available_scores())}) or checkpoint paths")
+    problems = {}
+    for spec in specs:
+        try:
+            check_scorer(spec)
+        except UnknownScorerError as error:
+            problems[spec] = str(error)
+    if problems:
+        raise SystemExit(f"unknown scorers {', '.join(problems)}:\n" + "\n".join(problems.values()))
     prompts = read_ranked_prompts(args.data, args.images, args.layout)
     output_dir = Path(args.output_dir)
     run = run_evaluation(prompts, specs, args.cache or output_dir / CACHE_FILE, device=args.device,
                          download_root=args.download_root, batch_size=args.batch_size, ks=args.ks,
                          n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-                         progress=not args.quiet)
+                         progress=not args.quiet, threads=args.threads)
     paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images))
     for item in run.skipped:
         print(f"skipped prompt {item['id']} ({item['reason']}): {item['images'][0]}", file=sys.stderr)
@@ -87,14 +97,14 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    import imreward
     from imreward.cli import load_model_from_args
     from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark, write_benchmark
+    from imreward.threads import set_threads
 
     def get_scorer():
-        if args.model in imreward.available_scores() and args.model not in imreward.available_models():
-            return imreward.load_score(args.model, device=args.device, download_root=args.download_root)
-        return load_model_from_args(args)
+        scorer = load_model_from_args(args)
+        set_threads(args.threads, scorer)
+        return scorer
 
     human_ranks = json.loads(Path(args.human_ranks).read_text()) if args.human_ranks else None
     output_dir = Path(args.output_dir)

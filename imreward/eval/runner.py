@@ -17,25 +17,6 @@ from imreward.eval.data import RankedPrompt
 from imreward.eval.metrics import evaluate, pair_counts
 
 
-def unknown_scorers(specs: Sequence[str]) -> list[str]:
-    """The specs that are neither registered scorer names nor existing paths."""
-    import imreward
-
-    return [spec for spec in specs if spec not in imreward.available_scores() and not Path(spec).exists()]
-
-
-def load_scorer(spec: str, device: str | None = None, download_root: str | None = None):
-    """A registered scorer name (``imreward.available_scores()``) or a model folder/file for ``imreward.load``."""
-    import imreward
-
-    if spec in imreward.available_scores():
-        return imreward.load_score(spec, device=device, download_root=download_root)
-    if Path(spec).exists():
-        return imreward.load(spec, device=device, download_root=download_root)
-    raise KeyError(f"unknown scorer {spec!r}: not a registered name ({', '.join(imreward.available_scores())}) "
-                   "nor an existing checkpoint path")
-
-
 def cached_scores(get_scorer: Callable[[], Any], scorer_name: str, images: Sequence[Path], prompts: Sequence[str],
                   cache: ScoreCache, batch_size: int = 32,
                   progress: bool = False) -> tuple[list[float | None], dict[int, str]]:
@@ -90,14 +71,17 @@ def split_missing(prompts: Sequence[RankedPrompt]) -> tuple[list[RankedPrompt], 
 def run_evaluation(prompts: Sequence[RankedPrompt], scorer_specs: Sequence[str], cache_path: str | os.PathLike,
                    device: str | None = None, download_root: str | None = None, batch_size: int = 32,
                    ks: Sequence[int] = (1, 2, 4), n_resamples: int = 1000, confidence: float = 0.95,
-                   seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None) -> EvaluationRun:
+                   seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None,
+                   threads: int | None = None) -> EvaluationRun:
     """Score every prompt's images with each scorer (cached) and compute the metrics.
 
     Args:
         prompts: the ranked evaluation set (``imreward.eval.data.read_ranked_prompts``).
-        scorer_specs: registered scorer names or checkpoint paths.
+        scorer_specs: anything ``imreward.load_scorer`` reads (registered names, checkpoint paths,
+            ``module:function`` factories, hub repos).
         cache_path: SQLite score cache; created if absent.
         scorers: already-loaded scorers by spec, used instead of loading those specs.
+        threads: torch CPU threads (``imreward.threads.set_threads``; default by each scorer's size).
     """
     kept, skipped = split_missing(prompts)
     run = EvaluationRun(prompts=kept, skipped=skipped, total_prompts=len(prompts),
@@ -114,7 +98,12 @@ def run_evaluation(prompts: Sequence[RankedPrompt], scorer_specs: Sequence[str],
             def get_scorer(spec: str = spec) -> Any:
                 if scorers and spec in scorers:
                     return scorers[spec]
-                return load_scorer(spec, device, download_root)
+                from imreward.hub import load_scorer
+                from imreward.threads import set_threads
+
+                scorer = load_scorer(spec, device=device, download_root=download_root)
+                set_threads(threads, scorer)
+                return scorer
 
             flat[spec], errors = cached_scores(get_scorer, spec, images, texts, cache, batch_size, progress)
             run.cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}
