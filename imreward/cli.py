@@ -12,6 +12,7 @@ import contextlib
 import csv
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -53,6 +54,15 @@ def load_model_from_args(args: argparse.Namespace):
     options = {"med_config": args.med_config, "max_length": args.max_length}
     return imreward.load_scorer(args.model, device=args.device, dtype=args.dtype, download_root=args.download_root,
                                 **{name: value for name, value in options.items() if value is not None})
+
+
+def print_summary(summary: dict[str, Any], main_process: bool | None = None) -> None:
+    """Print a command's final JSON summary on stdout, once per run: only from the main process
+    (``main_process``, else ``RANK`` 0 as torchrun and accelerate set it)."""
+    if main_process is None:
+        main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(json.dumps(summary), flush=True)
 
 
 def _read_pairs(path: str) -> Iterator[tuple[str, str]]:

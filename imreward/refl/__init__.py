@@ -16,6 +16,6 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "imreward.refl.components": ["build_random_pipeline", "load_pipeline"],
     "imreward.refl.config": ["ReFLConfig"],
     "imreward.refl.data": ["CaptionedImages", "load_prompts"],
-    "imreward.refl.rewards": ["RegionBrightness", "WeightedReward", "load_reward"],
+    "imreward.refl.rewards": ["FrozenReward", "RegionBrightness", "WeightedReward", "load_reward"],
     "imreward.refl.trainer": ["ReFLTrainer"],
 })

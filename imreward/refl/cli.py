@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def register(subparsers) -> None:
+    from imreward.cli import add_threads_argument
+
     parser = subparsers.add_parser(
         "refl", help="fine-tune Stable Diffusion on a reward (ReFL)",
         description="Reward Feedback Learning: tune a diffusers Stable Diffusion (1.x/2.x, SDXL) UNet on "
@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     source.add_argument("--revision", default=None)
     source.add_argument("--variant", default=None, help="e.g. fp16")
     source.add_argument("--reward", action="append", default=None, metavar="NAME[:WEIGHT]",
-                        help="reward scorer: a registered name, a model path or 'brightness'; repeat for a "
-                             "weighted sum (default: ImageReward-v1.0)")
+                        help="reward scorer: a registered scorer, a model path, a module:function factory, a hub "
+                             "repo or 'brightness'; repeat for a weighted sum (default: ImageReward-v1.0)")
     source.add_argument("--download-root", default=None, help="cache folder for reward weights")
     data = parser.add_argument_group("data")
     data.add_argument("--prompts", required=True, help="JSON (text fields), JSON lines or text file of prompts")
@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     training.add_argument("--output-dir", required=True)
     training.add_argument("--resume", default=None, help="checkpoint folder, or 'latest'")
     _add_config_arguments(training)
+    add_threads_argument(training)
     parser.set_defaults(handler=_refl_command)
 
 
@@ -79,7 +80,9 @@ def _pipeline_from_args(args: argparse.Namespace):
 
 
 def _refl_command(args: argparse.Namespace) -> int:
+    from imreward.cli import print_summary
     from imreward.refl import CaptionedImages, ReFLConfig, ReFLTrainer, load_prompts, load_reward
+    from imreward.threads import set_threads
 
     prompts = load_prompts(args.prompts)
     if args.validation_prompts:
@@ -107,14 +110,15 @@ def _refl_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"refl: {error}")
     pipeline = _pipeline_from_args(args)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
-    trainer = ReFLTrainer(pipeline, load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root),
-                          config, prompts, pretrain_data=pretrain_data)
+    reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root)
+    set_threads(args.threads, [pipeline.unet, reward])
+    trainer = ReFLTrainer(pipeline, reward, config, prompts, pretrain_data=pretrain_data)
     if args.resume:
         trainer.resume(args.resume)
     trainer.train()
     folder = trainer.export()
-    if trainer.accelerator.is_main_process:
-        last = trainer.history[-1] if trainer.history else {}
-        print(json.dumps({"steps": trainer.step, "output": str(folder), "last_step": last}), file=sys.stdout)
+    last = trainer.history[-1] if trainer.history else {}
+    print_summary({"steps": trainer.step, "output": str(folder), "last_step": last},
+                  trainer.accelerator.is_main_process)
     trainer.accelerator.end_training()
     return 0

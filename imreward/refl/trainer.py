@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from imreward.refl import lora
 from imreward.refl.config import LOSS_NAMES, PRETRAIN, REFL, ReFLConfig
 from imreward.refl.diffusion import encode_prompts, initial_latents, pretraining_loss, reward_step_images
-from imreward.refl.rewards import freeze
+from imreward.refl.rewards import freeze, frozen_reward
 from imreward.refl.validation import append_record, generate_images, save_grid
 
 STATE_FILE = "trainer_state.json"
@@ -49,7 +49,8 @@ class ReFLTrainer:
 
     Args:
         pipeline: a Stable Diffusion or SDXL diffusers pipeline (see ``imreward.refl.components``).
-        reward: a module with a differentiable ``score_tensor(pixels, prompts) -> [B]`` (frozen here).
+        reward: a module with a differentiable ``score_tensor(pixels, prompts) -> [B]``; it is moved to
+            the training device, its parameters get no gradient and are otherwise left as they are.
         config: hyper-parameters.
         prompts: training prompts for the ReFL loss.
         pretrain_data: (pixels [3, S, S] in [-1, 1], caption) pairs, needed when the cycle uses "pretrain".
@@ -83,7 +84,7 @@ class ReFLTrainer:
                 freeze(module).to(device)
                 if module.dtype != self.weight_dtype:
                     module.to(self.weight_dtype)
-        self.reward = freeze(reward).to(device)
+        self.reward = frozen_reward(reward).to(device)
         self.trainable = self._prepare_unet(pipeline.unet, device)
         optimizer = torch.optim.AdamW(self.trainable, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
         processes = self.accelerator.num_processes
