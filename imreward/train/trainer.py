@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -22,23 +23,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from imreward.data import PreferenceDataset, PromptBatch, PromptCollator, load_preference_data
+from imreward.threads import set_threads
 from imreward.train import distributed
 from imreward.train.checkpoint import (CHECKPOINT_FILE, load_training_state, rng_state, save_model_atomically,
                                        save_training_state, seed_everything, set_rng_state)
+from imreward.train.collapse import collapse_reason
 from imreward.train.config import TrainConfig
 from imreward.train.freezing import freeze
 from imreward.train.loss import pairwise_loss, warmup_cosine
 from imreward.train.metrics_log import MetricsLog
 from imreward.train.model_init import build_model
 from imreward.train.sampler import PromptBatchSampler, evaluation_batches
-from imreward.threads import set_threads
 
 logger = logging.getLogger("imreward.train")
 MAX_LOGGED_FAILURES = 20
 SELECTION_FILE = "selection.json"  # in best/: the step, --select-best and validation metrics that chose it
-# Rewards whose standard deviation over a validation set is below this (times max(1, |mean|)) are constant
-# up to float32 rounding: the model no longer tells images apart.
-COLLAPSE_STD = 1e-5
 
 
 @dataclass
@@ -100,7 +99,7 @@ class Trainer:
         self.eval_every = config.eval_every or self.sampler.steps_per_epoch
         self.checkpoint_every = config.checkpoint_every or self.eval_every
         self.progress = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_step": 0, "best_val": {},
-                         "last_val": {}, "last_val_step": -1, "skipped_images": 0}
+                         "last_val": {}, "last_val_step": -1, "lowest_val_loss": math.inf, "skipped_images": 0}
         seed_everything(config.seed + 1 + context.rank)  # dropout masks differ between processes
         resume_step = self._resume() if config.resume and self.checkpoint_path.exists() else None
         self.metrics = MetricsLog(self.output_dir, context.is_main, config.tensorboard, resume_step)
@@ -202,8 +201,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, role: str) -> dict:
-        """Mean pair loss, pair accuracy and the standard deviation of the rewards (``reward_std``)
-        over the whole ``role`` set (all processes)."""
+        """Mean pair loss, pair accuracy and the mean and standard deviation of the rewards over the
+        whole ``role`` set (all processes)."""
         self.model.eval()
         loss_sum, correct, pairs, rewards_sum, squares_sum, images = 0.0, 0, 0, 0.0, 0.0, 0
         for batch in self.eval_loaders[role]:
@@ -222,7 +221,7 @@ class Trainer:
         mean = rewards_sum / max(images, 1)
         std = max(squares_sum / max(images, 1) - mean * mean, 0.0) ** 0.5
         return {"loss": loss_sum / max(pairs, 1), "accuracy": correct / max(pairs, 1), "pairs": int(pairs),
-                "reward_std": std, "collapsed": bool(images > 1 and std <= COLLAPSE_STD * max(1.0, abs(mean)))}
+                "reward_mean": mean, "reward_std": std}
 
     def _is_better(self, metrics: dict, best: dict) -> bool:
         if not best:
@@ -235,6 +234,10 @@ class Trainer:
         progress = self.progress
         step = progress["global_step"]
         metrics = self.evaluate("val")
+        lowest_loss = progress.get("lowest_val_loss", math.inf)
+        collapse = collapse_reason(metrics, lowest_loss)
+        metrics["collapsed"] = collapse is not None
+        progress["lowest_val_loss"] = min(lowest_loss, metrics["loss"])
         is_best = self._is_better(metrics, progress["best_val"])
         if is_best:
             progress.update(best_step=step, best_val=metrics)
@@ -246,10 +249,9 @@ class Trainer:
         self.metrics.write("val", step, {**metrics, "best": is_best, "select_best": self.config.select_best})
         logger.info("step %d validation: loss %.4f, pair accuracy %.4f%s", step, metrics["loss"],
                     metrics["accuracy"], f" (best {self.config.select_best} so far)" if is_best else "")
-        if metrics["collapsed"]:
-            logger.warning("step %d: the model gives every validation image the same reward (std %.2g), so the "
-                           "loss sits at ln 2 = 0.6931 and accuracy measures ties: training has collapsed. Lower "
-                           "--lr (or raise --warmup-ratio) and start again.", step, metrics["reward_std"])
+        if collapse:
+            logger.warning("step %d: training has collapsed: %s. Lower --lr (or raise --warmup-ratio) and start "
+                           "again; best/ keeps the best model so far.", step, collapse)
 
     def _save_checkpoint(self) -> None:
         states = distributed.gather_objects(self.context, rng_state())

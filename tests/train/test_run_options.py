@@ -3,6 +3,7 @@
 
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from imreward.cli import build_parser, print_summary
 from imreward.testing import tiny_model
 from imreward.train import train
+from imreward.train.collapse import collapse_reason
 from imreward.train.metrics_log import read_metrics
 from imreward.train.trainer import SELECTION_FILE
 
@@ -81,6 +83,24 @@ def test_a_constant_model_is_reported_as_collapsed(synthetic_data, tmp_path, cap
     assert val[0]["collapsed"] and val[0]["reward_std"] < 1e-6
     assert val[0]["loss"] == pytest.approx(0.6931, abs=1e-4)
     assert any("collapsed" in record.getMessage() and "--lr" in record.getMessage() for record in caplog.records)
+
+
+# Validations measured on the README's synthetic recipe (2,000 prompts, batch 16): (loss, reward std, lowest
+# earlier loss). At lr 1e-3 the run learned a little, then fell back to chance; at lr 2e-4 it started slowly.
+UNLEARNED_AT_LR_1E3 = [(0.69313, 0.0352, 0.6843), (0.69314, 0.00654, 0.6843)]
+SLOW_START_AT_LR_2E4 = [(0.6931, 0.000581, math.inf), (0.6932, 0.00985, 0.6931), (0.6874, 0.0722, 0.6931),
+                        (0.606, 0.893, 0.6874)]
+
+
+@pytest.mark.parametrize("loss, std, lowest", UNLEARNED_AT_LR_1E3)
+def test_a_run_back_at_chance_after_learning_is_collapsed(loss, std, lowest):
+    reason = collapse_reason({"loss": loss, "reward_std": std, "reward_mean": 0.1}, lowest)
+    assert reason and "back at ln 2" in reason
+
+
+@pytest.mark.parametrize("loss, std, lowest", SLOW_START_AT_LR_2E4)
+def test_a_slow_start_is_not_collapsed(loss, std, lowest):
+    assert collapse_reason({"loss": loss, "reward_std": std, "reward_mean": 0.1}, lowest) is None
 
 
 def test_threads_option_sets_torch_threads(synthetic_data, deterministic_config_file, tmp_path):
