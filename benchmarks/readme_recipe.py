@@ -9,8 +9,9 @@ its time per step is that of the full run).
     python benchmarks/readme_recipe.py                         # the recipe as the README states it
     python benchmarks/readme_recipe.py --threads 2 --max-steps 125
 
-Prints one JSON object: test and validation pair accuracy, wall times, threads, the machine's core
-count and load average (a busy machine inflates the times).
+Prints one JSON object: test and validation pair accuracy, wall and CPU seconds of each command,
+threads, the machine's core count and load average (a busy machine inflates wall times; CPU
+seconds are less affected).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -54,6 +56,11 @@ def runnable(command: list[str]) -> list[str]:
     raise ValueError(f"unexpected command in the README recipe: {shlex.join(command)}")
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="append --threads N to the train command")
@@ -68,13 +75,15 @@ def main() -> None:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     load_before = os.getloadavg()
     report = {"commands": [shlex.join(command) for command in commands], "added_options": extra,
-              "cores": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "seconds": []}
+              "cores": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "seconds": [],
+              "cpu_seconds": []}
     summary = None
     for command in commands:
         full = runnable(command) + (extra if command[0] == "imreward" else [])
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _children_cpu_seconds()
         finished = subprocess.run(full, cwd=workdir, env=environment, capture_output=True, text=True)
         report["seconds"].append(round(time.perf_counter() - start, 1))
+        report["cpu_seconds"].append(round(_children_cpu_seconds() - cpu_start, 1))
         if finished.returncode:
             sys.exit(f"{shlex.join(full)} failed:\n{finished.stderr[-3000:]}")
         if command[0] == "imreward":
