@@ -198,11 +198,9 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
         kwargs["dtype"] = dtype
     text = os.fspath(spec)
     kind, factory = _resolve_scorer(text)
-    if kind == "registered":
-        return _call_factory(factory, text, text, device=device, download_root=download_root, **kwargs)
     if kind == "factory":
         return _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
-    return load(text, device=device, download_root=download_root, **kwargs)
+    return _call_factory(factory or load, text, text, device=device, download_root=download_root, **kwargs)
 
 
 # ---- hub access ---------------------------------------------------------------------------
