@@ -167,7 +167,7 @@ def _resolve_scorer(spec: str) -> tuple[str, Callable[..., Any] | None]:
             return "factory", getattr(importlib.import_module(module_name), function)
         except (ImportError, AttributeError) as error:
             raise UnknownScorerError(f"scorer factory {spec!r} could not be imported: {error} (is its module "
-                                     "on PYTHONPATH?)") from error
+                                     f"on PYTHONPATH?); registered scorers: {', '.join(available_scores())}") from error
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return "model", None  # a hub repo id
     raise UnknownScorerError(
