@@ -39,11 +39,13 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """``--threads``, applied with ``imreward.threads.set_threads``."""
+def add_threads_argument(parser: argparse.ArgumentParser, by_model_size: bool = True) -> None:
+    """``--threads``, applied with ``imreward.threads.set_threads`` (after loading the model when
+    ``by_model_size``, so that small models get one thread)."""
+    default = "1 for models under 50M parameters, else " if by_model_size else ""
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch CPU threads (default: 1 for models under 50M parameters, else the cores "
-                             "shared among this machine's processes; OMP_NUM_THREADS, when set, is kept)")
+                        help=f"torch CPU threads (default: {default}the cores shared among this machine's "
+                             "processes; OMP_NUM_THREADS, when set, is kept)")
 
 
 def load_model_from_args(args: argparse.Namespace):

@@ -60,7 +60,7 @@ def register(subparsers) -> None:
                          help="rows per committed part file; a crash loses at most this many (default: %(default)s)")
     dataset.add_argument("--no-merge", action="store_true", help="leave the part files; merge in a later run")
     dataset.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_threads_argument(dataset)
+    add_threads_argument(dataset, by_model_size=False)
     dataset.set_defaults(handler=_score_dataset)
 
 
