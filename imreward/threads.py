@@ -1,9 +1,10 @@
 """How many CPU threads torch's intra-op pool uses, chosen once for every command.
 
 Torch defaults to one thread per core. For small models each operation is too short for the pool
-to pay off, and on a shared machine the threads wait for each other (issue 16 reports 40 training
-steps of the README's 2.2M-parameter synthetic model taking 7 s on 1 thread and 51-66 s on 2 threads
-of a busy 2-core CPU). Large models (ViT-L and up) are matrix-multiply bound and gain from every core.
+to pay off, and on a shared machine the threads wait for each other: 125 training steps of the
+README's 2.2M-parameter synthetic model took 60 s on 1 thread and 259 s on 2 threads of a busy 2-core
+CPU (``benchmarks/readme_recipe.py``). Large models (ViT-L and up) are matrix-multiply bound and gain
+from every core.
 """
 
 from __future__ import annotations
