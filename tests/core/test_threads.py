@@ -42,10 +42,10 @@ def test_set_threads_applies_the_choice(clean_environment, single_cpu_thread, mo
     assert set_threads(None, model) == 1 == torch.get_num_threads()
 
 
-@pytest.mark.parametrize("command", [["score", "a.png"], ["rank", "a.png"], ["eval", "--data", "d", "--images", "i"],
-                                     ["benchmark", "--prompts", "p", "--generations", "g"],
-                                     ["train", "--train", "a", "--val", "b", "--output", "o"],
-                                     ["refl", "--prompts", "p", "--output-dir", "o"], ["score-dataset", "in", "-o", "x"]])
+@pytest.mark.parametrize("command", [
+    ["score", "a.png"], ["rank", "a.png"], ["eval", "--data", "d", "--images", "i"],
+    ["benchmark", "--prompts", "p", "--generations", "g"], ["train", "--train", "a", "--val", "b", "--output", "o"],
+    ["refl", "--prompts", "p", "--output-dir", "o"], ["score-dataset", "in", "-o", "x"]])
 def test_every_command_takes_threads(command):
     assert build_parser().parse_args(command + ["--threads", "3"]).threads == 3
     assert build_parser().parse_args(command).threads is None
