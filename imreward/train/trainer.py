@@ -242,9 +242,9 @@ class Trainer:
         if is_best:
             progress.update(best_step=step, best_val=metrics)
             if self.context.is_main:
-                save_model_atomically(self.model, self.output_dir / "best")
                 selection = {"step": step, "select_best": self.config.select_best, "val": metrics}
-                (self.output_dir / "best" / SELECTION_FILE).write_text(json.dumps(selection, indent=2) + "\n")
+                save_model_atomically(self.model, self.output_dir / "best",
+                                      {SELECTION_FILE: json.dumps(selection, indent=2) + "\n"})
         progress.update(last_val=metrics, last_val_step=step)
         self.metrics.write("val", step, {**metrics, "best": is_best, "select_best": self.config.select_best})
         logger.info("step %d validation: loss %.4f, pair accuracy %.4f%s", step, metrics["loss"],
