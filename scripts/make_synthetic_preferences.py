@@ -2,7 +2,7 @@
 
     python scripts/make_synthetic_preferences.py OUT_DIR
     imreward train --train OUT_DIR --val OUT_DIR --test OUT_DIR --output runs/synthetic \\
-        --model-config OUT_DIR/model_config.json --lr 2e-4 --batch-size 16 --epochs 10
+        --model-config OUT_DIR/model_config.json --lr 2e-4 --batch-size 16 --epochs 20
 
 (the README's recipe; ``benchmarks/readme_recipe.py`` measures it).
 
