@@ -12,6 +12,7 @@ import contextlib
 import csv
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -23,7 +24,8 @@ APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.c
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that loads a reward model."""
     parser.add_argument("--model", default="ImageReward-v1.0",
-                        help="registry name, save_pretrained folder, .pt checkpoint or hub repo (default: %(default)s)")
+                        help="registered scorer (imreward models), save_pretrained folder, .pt checkpoint, "
+                             "module:function factory or hub repo (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
@@ -47,19 +49,40 @@ def image_formats_from_args(args: argparse.Namespace) -> frozenset[str]:
         raise SystemExit(f"imreward: error: --image-formats: {error}") from None
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, by_model_size: bool = True) -> None:
+    """``--threads``, applied with ``imreward.threads.set_threads`` (after loading the model when
+    ``by_model_size``, so that small models get one thread)."""
+    default = "1 for models under 50M parameters, else " if by_model_size else ""
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help=f"torch CPU threads (default: {default}the cores shared among this machine's "
+                             "processes; OMP_NUM_THREADS, when set, is kept)")
+
+
 def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
-    """The scorer ``spec`` (default ``args.model``) names, through ``imreward.load_scorer``, in eval mode;
-    ``--med-config`` and ``--max-length`` are passed on only when given (only ImageReward models take them)."""
+    """The scorer ``spec`` (default ``--model``) names (``imreward.load_scorer``), in eval mode;
+    ImageReward-only options are passed only when given, so any scorer works with the defaults."""
     import imreward
 
-    extra = {name: value for name, value in (("med_config", args.med_config), ("max_length", args.max_length))
-             if value is not None}
-    try:
-        scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
-                                      download_root=args.download_root, **extra)
-    except KeyError as error:  # an unknown name: reported like a missing file, without a traceback
-        raise FileNotFoundError(error.args[0]) from error
+    options = {"med_config": args.med_config, "max_length": args.max_length}
+    scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
+                                  download_root=args.download_root,
+                                  **{name: value for name, value in options.items() if value is not None})
     return scorer.eval() if hasattr(scorer, "eval") else scorer
+
+
+def print_summary(summary: dict[str, Any], main_process: bool | None = None) -> None:
+    """Print a command's final JSON summary on stdout, once per run: only from the main process
+    (``main_process``, else ``RANK`` 0 as torchrun and accelerate set it)."""
+    if main_process is None:
+        main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(json.dumps(summary), flush=True)
 
 
 def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
@@ -98,9 +121,12 @@ def _score_command(args: argparse.Namespace) -> int:
         pairs = [(args.prompt, image) for image in args.images]
     else:
         raise SystemExit("give --prompt and images, or --input pairs.jsonl")
+    from imreward.threads import set_threads
+
     formats = image_formats_from_args(args)
     model = load_model_from_args(args)
     model.image_formats = formats
+    set_threads(args.threads, model)
     failures: dict[int, str] = {}
 
     def report(index: int, error: Exception) -> None:
@@ -142,6 +168,7 @@ def _add_scoring_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_arguments(parser)
     add_image_formats_argument(parser)
+    add_threads_argument(parser)
     parser.set_defaults(handler=_score_command, input=None)
 
 
@@ -208,11 +235,12 @@ def format_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from imreward.errors import CheckpointError, ModelDownloadError
+    from imreward.errors import CheckpointError, ModelDownloadError, ScorerOptionError, UnknownScorerError
 
     try:
         return args.handler(args)
-    except (ModelDownloadError, CheckpointError, FileNotFoundError) as error:  # user errors: no traceback
+    except (ModelDownloadError, CheckpointError, FileNotFoundError, UnknownScorerError,
+            ScorerOptionError) as error:  # user errors: no traceback
         print(f"imreward: error: {error}", file=sys.stderr)
         return 2
 

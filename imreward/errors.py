@@ -11,3 +11,14 @@ class ModelDownloadError(RuntimeError):
 
 class ImageLoadError(ValueError):
     """An image could not be read: missing, empty, corrupt, or too large to decode safely."""
+
+
+class UnknownScorerError(KeyError):
+    """A scorer name that is no registered scorer, checkpoint, ``module:function`` factory or hub repo."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0]) if self.args else ""
+
+
+class ScorerOptionError(TypeError):
+    """An option (``--med-config``, ``--dtype``, ...) the chosen scorer does not take."""

@@ -9,6 +9,7 @@ files), so weights never meet the wrong architecture. The published ``ImageRewar
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from huggingface_hub import hf_hub_download
 from safetensors.torch import load_file
 
 from imreward.config import ImageRewardConfig
-from imreward.errors import CheckpointError, ModelDownloadError
+from imreward.errors import CheckpointError, ModelDownloadError, ScorerOptionError, UnknownScorerError
 from imreward.models.image_reward import CONFIG_FILE, WEIGHTS_FILE, ImageReward
 from imreward.tokenizer import TOKENIZER_FILE, VOCAB_FILE, PromptTokenizer, packaged_vocab_file
 
@@ -153,16 +154,61 @@ def scorer_info(name: str) -> ScorerInfo:
 def load_score(name: str, device: str | torch.device | None = None, download_root: str | None = None,
                **kwargs: Any):
     """Load any registered scorer (ImageReward models and the baselines) by name."""
+    return _registered_factory(name)(name, device=device, download_root=download_root, **kwargs)
+
+
+def _registered_factory(name: str) -> Callable[..., Any]:
     if name not in _SCORERS:
-        raise KeyError(f"unknown scorer {name!r}; available: {', '.join(available_scores())}")
+        raise UnknownScorerError(f"unknown scorer {name!r}; available: {', '.join(available_scores())}")
     factory = _SCORERS[name].factory
     if isinstance(factory, str):
         module, function = factory.split(":")
         factory = getattr(importlib.import_module(module), function)
-    return factory(name, device=device, download_root=download_root, **kwargs)
+    return factory
 
 
 _FACTORY_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _call_factory(factory: Callable[..., Any], label: str, *args: Any, **kwargs: Any):
+    """``factory(*args, **kwargs)``, refusing options it does not take with an error naming them."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return factory(*args, **kwargs)
+    if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        accepted = {parameter.name for parameter in parameters}
+        refused = sorted(name for name in kwargs if name not in accepted and kwargs[name] is not None)
+        if refused:
+            raise ScorerOptionError(f"scorer {label!r} does not take the option(s) {', '.join(refused)}")
+        kwargs = {name: value for name, value in kwargs.items() if name in accepted}
+    return factory(*args, **kwargs)
+
+
+def _resolve_scorer(spec: str) -> tuple[str, Callable[..., Any] | None]:
+    """How ``load_scorer`` builds ``spec``: ("registered" | "factory", the factory) or ("model", None)."""
+    if spec in _SCORERS:
+        return "registered", _registered_factory(spec)
+    if Path(spec).exists() or spec in _MODELS:
+        return "model", None
+    if _FACTORY_SPEC.fullmatch(spec):
+        module_name, function = spec.split(":")
+        try:
+            return "factory", getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as error:
+            raise UnknownScorerError(f"scorer factory {spec!r} could not be imported: {error} (is its module "
+                                     f"on PYTHONPATH?); registered scorers: {', '.join(available_scores())}") from error
+    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return "model", None  # a hub repo id
+    raise UnknownScorerError(
+        f"unknown scorer {spec!r}: not a registered scorer ({', '.join(available_scores())}), an existing "
+        "checkpoint file or folder, a module:function factory, nor a hub repo id (owner/name)")
+
+
+def check_scorer(spec: str | os.PathLike) -> None:
+    """Raise ``UnknownScorerError`` unless ``load_scorer`` can resolve ``spec`` (nothing is loaded or
+    downloaded; a factory's module is imported)."""
+    _resolve_scorer(os.fspath(spec))
 
 
 def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = None,
@@ -174,25 +220,17 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     file or folder, or a registered model, for ``load``; ``module:function`` naming a factory called
     as ``factory(device=..., download_root=..., **kwargs)`` (plus ``dtype=`` when one is given) that
     returns a scorer; or a hub repo id (``owner/name``) holding a ``save_pretrained`` folder.
+    Options left at None are not passed to a factory that does not take them; any other option it
+    does not take is a ``ScorerOptionError`` (a ``TypeError``) naming it. An unknown spec raises
+    ``UnknownScorerError`` (a ``KeyError``) listing the registered scorers.
     """
     if dtype is not None:
         kwargs["dtype"] = dtype
     text = os.fspath(spec)
-    if text in _SCORERS:
-        return load_score(text, device=device, download_root=download_root, **kwargs)
-    if Path(text).exists() or text in _MODELS:
-        return load(text, device=device, download_root=download_root, **kwargs)
-    if _FACTORY_SPEC.fullmatch(text):
-        module_name, function = text.split(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), function)
-        except (ImportError, AttributeError) as error:
-            raise KeyError(f"scorer factory {text!r} could not be imported: {error}") from error
-        return factory(device=device, download_root=download_root, **kwargs)
-    if text.count("/") == 1 and not text.startswith((".", "/")):
-        return load(text, device=device, download_root=download_root, **kwargs)
-    raise KeyError(f"unknown scorer {text!r}: not a registered scorer ({', '.join(available_scores())}), "
-                   "an existing checkpoint file or folder, a module:function factory, nor a hub repo id")
+    kind, factory = _resolve_scorer(text)
+    if kind == "factory":
+        return _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
+    return _call_factory(factory or load, text, text, device=device, download_root=download_root, **kwargs)
 
 
 # ---- hub access ---------------------------------------------------------------------------

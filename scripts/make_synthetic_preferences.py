@@ -1,8 +1,10 @@
 """Write a synthetic preference dataset (colours, shapes, counts) in the ImageRewardDB parquet+zip layout.
 
-    python scripts/make_synthetic_preferences.py OUT_DIR --train-prompts 4000
+    python scripts/make_synthetic_preferences.py OUT_DIR
     imreward train --train OUT_DIR --val OUT_DIR --test OUT_DIR --output runs/synthetic \\
-        --model-config OUT_DIR/model_config.json --lr 5e-4 --batch-size 16 --epochs 8
+        --model-config OUT_DIR/model_config.json --lr 2e-4 --batch-size 16 --epochs 20
+
+(the README's recipe; ``benchmarks/readme_recipe.py`` measures it).
 
 Also writes ``OUT_DIR/model_config.json``, a small architecture that learns the task from scratch.
 """

@@ -22,7 +22,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    from imreward.cli import add_model_arguments
+    from imreward.cli import add_model_arguments, add_threads_argument
 
     from imreward.eval.benchmarks import BENCHMARKS, TIE_RULES
 
@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--tie-rule", choices=TIE_RULES, default="drop",
                           help="drop: human ties left out (default); paper: each benchmark's own paper's rule")
     evaluate.add_argument("--scorers", default=DEFAULT_SCORERS,
-                          help="comma-separated registered scorer names or checkpoint paths (default: %(default)s)")
+                          help="comma-separated scorers: registered names, checkpoint paths, module:function "
+                               "factories or hub repos (default: %(default)s)")
     evaluate.add_argument("--output-dir", "-o", default="eval-report",
                           help="folder for the reports (default: %(default)s)")
     evaluate.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE})")
@@ -56,6 +57,7 @@ def register(subparsers) -> None:
                           help="the scorers' weights dtype (default: each scorer's own)")
     evaluate.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_threads_argument(evaluate)
     evaluate.set_defaults(handler=_eval_command)
 
     benchmark = subparsers.add_parser("benchmark", help="rank text-to-image generators by reward (the paper's Table 1)")
@@ -70,6 +72,7 @@ def register(subparsers) -> None:
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--quiet", "-q", action="store_true")
     add_model_arguments(benchmark)
+    add_threads_argument(benchmark)
     benchmark.set_defaults(handler=_benchmark_command)
 
 
@@ -88,7 +91,13 @@ def _benchmark_data(pairs: list[str]) -> dict[str, str]:
 def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
     from imreward.eval.benchmark_table import run_benchmark_table, write_table
     from imreward.eval.benchmarks import resolve_benchmarks
-    from imreward.eval.runner import load_scorer
+    from imreward.hub import load_scorer
+    from imreward.threads import set_threads
+
+    def get_scorer(spec: str):
+        scorer = load_scorer(spec, device=args.device, dtype=args.dtype, download_root=args.download_root)
+        set_threads(args.threads, scorer)
+        return scorer
 
     try:
         benchmarks = resolve_benchmarks(args.benchmarks)
@@ -96,7 +105,7 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
         raise SystemExit(f"--benchmarks: {error}") from error
     output_dir = Path(args.output_dir)
     result = run_benchmark_table(
-        benchmarks, specs, lambda spec: load_scorer(spec, args.device, args.download_root, args.dtype),
+        benchmarks, specs, get_scorer,
         args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
         batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
         progress=not args.quiet)
@@ -110,17 +119,24 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
 
 
 def _eval_command(args: argparse.Namespace) -> int:
-    import imreward
     from imreward.data import DatasetDownloadError
+    from imreward.errors import UnknownScorerError
     from imreward.eval.data import read_evaluation_data
     from imreward.eval.report import write_reports
-    from imreward.eval.runner import run_evaluation, unknown_scorers
+    from imreward.eval.runner import run_evaluation
+    from imreward.hub import check_scorer
+
     specs = [spec.strip() for spec in args.scorers.split(",") if spec.strip()]
     if not specs:
         raise SystemExit("--scorers is empty")
-    if unknown := unknown_scorers(specs):
-        raise SystemExit(f"unknown scorers {', '.join(unknown)}: give registered names "
-                         f"({', '.join(imreward.available_scores())}) or checkpoint paths")
+    problems = {}
+    for spec in specs:
+        try:
+            check_scorer(spec)
+        except UnknownScorerError as error:
+            problems[spec] = str(error)
+    if problems:
+        raise SystemExit(f"unknown scorers {', '.join(problems)}:\n" + "\n".join(problems.values()))
     try:
         if args.benchmarks is not None:
             return _table_command(args, specs)
@@ -131,7 +147,7 @@ def _eval_command(args: argparse.Namespace) -> int:
     run = run_evaluation(prompts, specs, args.cache or output_dir / CACHE_FILE, device=args.device,
                          download_root=args.download_root, batch_size=args.batch_size, ks=args.ks,
                          n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-                         progress=not args.quiet, skipped=skipped, dtype=args.dtype)
+                         progress=not args.quiet, skipped=skipped, dtype=args.dtype, threads=args.threads)
     paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images or ""))
     for item in run.skipped:
         print(f"skipped prompt {item['id']} ({item['reason']}): {item['images'][0]}", file=sys.stderr)
@@ -143,15 +159,14 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    import imreward
     from imreward.cli import load_model_from_args
     from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark, write_benchmark
+    from imreward.threads import set_threads
 
     def get_scorer():
-        if args.model in imreward.available_scores() and args.model not in imreward.available_models():
-            return imreward.load_scorer(args.model, device=args.device, dtype=args.dtype,
-                                        download_root=args.download_root)
-        return load_model_from_args(args)
+        scorer = load_model_from_args(args)
+        set_threads(args.threads, scorer)
+        return scorer
 
     human_ranks = json.loads(Path(args.human_ranks).read_text()) if args.human_ranks else None
     output_dir = Path(args.output_dir)

@@ -22,20 +22,6 @@ from imreward.eval.metrics import evaluate, pair_counts
 SCORING_CHUNK = 512
 
 
-def unknown_scorers(specs: Sequence[str]) -> list[str]:
-    """The specs that are neither registered scorer names nor existing paths."""
-    import imreward
-
-    return [spec for spec in specs if spec not in imreward.available_scores() and not Path(spec).exists()]
-
-
-def load_scorer(spec: str, device: str | None = None, download_root: str | None = None, dtype: str | None = None):
-    """Any scorer a user can name (``imreward.hub.load_scorer``), in ``dtype`` when given."""
-    from imreward.hub import load_scorer as resolve
-
-    return resolve(spec, device=device, dtype=dtype, download_root=download_root)
-
-
 def scoring_input(image: str | os.PathLike | ImageSource, reader: ImageReader) -> str | os.PathLike | bytes:
     """What a scorer reads for an image: a file's path, or the bytes of an archive member."""
     if isinstance(image, ImageSource):
@@ -98,16 +84,19 @@ def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str],
                    device: str | None = None, download_root: str | None = None, batch_size: int = 32,
                    ks: Sequence[int] = (1, 2, 4), n_resamples: int = 1000, confidence: float = 0.95,
                    seed: int = 0, progress: bool = False, scorers: dict[str, Any] | None = None,
-                   skipped: Sequence[dict[str, Any]] = (), dtype: str | None = None) -> EvaluationRun:
+                   skipped: Sequence[dict[str, Any]] = (), dtype: str | None = None,
+                   threads: int | None = None) -> EvaluationRun:
     """Score every prompt's images with each scorer (cached) and compute the metrics.
 
     Args:
         prompts: the ranked evaluation set (``imreward.eval.data.read_evaluation_data``).
-        scorer_specs: registered scorer names or checkpoint paths.
+        scorer_specs: anything ``imreward.load_scorer`` reads (registered names, checkpoint paths,
+            ``module:function`` factories, hub repos).
         cache_path: SQLite score cache; created if absent.
         scorers: already-loaded scorers by spec, used instead of loading those specs.
         skipped: prompts the reader skipped (missing images), reported with the run.
         dtype: the scorers' weights dtype (``float32``, ``float16``, ``bfloat16``; default: theirs).
+        threads: torch CPU threads (``imreward.threads.set_threads``; default by each scorer's size).
     """
     kept = list(prompts)
     run = EvaluationRun(prompts=kept, skipped=list(skipped), total_prompts=len(kept) + len(skipped),
@@ -124,7 +113,12 @@ def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str],
             def get_scorer(spec: str = spec) -> Any:
                 if scorers and spec in scorers:
                     return scorers[spec]
-                return load_scorer(spec, device, download_root, dtype)
+                from imreward.hub import load_scorer
+                from imreward.threads import set_threads
+
+                scorer = load_scorer(spec, device=device, dtype=dtype, download_root=download_root)
+                set_threads(threads, scorer)
+                return scorer
 
             flat[spec], errors = cached_scores(get_scorer, spec, images, texts, cache, batch_size, progress)
             run.cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}

@@ -21,6 +21,6 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "imreward.refl.families.sd3": ["build_random_sd3_pipeline"],
     "imreward.refl.guards": ["MonitorGuard"],
     "imreward.refl.data": ["CaptionedImages", "load_prompts"],
-    "imreward.refl.rewards": ["RegionBrightness", "WeightedReward", "load_reward"],
+    "imreward.refl.rewards": ["FrozenReward", "RegionBrightness", "WeightedReward", "load_reward"],
     "imreward.refl.trainer": ["ReFLTrainer"],
 })

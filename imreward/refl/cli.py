@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def register(subparsers) -> None:
+    from imreward.cli import add_threads_argument
+
     parser = subparsers.add_parser(
         "refl", help="fine-tune a diffusion model (SD 1.x/2.x, SDXL, SD3, FLUX.1) on a reward (ReFL)",
         description="Reward Feedback Learning: tune the UNet or transformer of a diffusers pipeline (SD 1.x/2.x, "
@@ -21,8 +21,8 @@ def register(subparsers) -> None:
     source.add_argument("--revision", default=None)
     source.add_argument("--variant", default=None, help="e.g. fp16")
     source.add_argument("--reward", action="append", default=None, metavar="NAME[:WEIGHT]",
-                        help="reward scorer: a registered name, a model path or 'brightness'; repeat for a "
-                             "weighted sum (default: ImageReward-v1.0)")
+                        help="reward scorer: a registered scorer, a model path, a module:function factory, a hub "
+                             "repo or 'brightness'; repeat for a weighted sum (default: ImageReward-v1.0)")
     source.add_argument("--reward-normalization", default="none", metavar="{none,prompt-zscore}",
                         help="prompt-zscore: z-score each reward within the images of one prompt before weighting "
                              "(needs --images-per-prompt 2 or more; default: %(default)s)")
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     training.add_argument("--output-dir", required=True)
     training.add_argument("--resume", default=None, help="checkpoint folder, or 'latest'")
     _add_config_arguments(training)
+    add_threads_argument(training)
     _add_method_arguments(parser.add_argument_group("gradient through sampling"))
     _add_guard_arguments(parser.add_argument_group("reward-hacking guards"))
     parser.set_defaults(handler=_refl_command)
@@ -139,9 +140,12 @@ def _monitors_from_args(args: argparse.Namespace) -> dict:
 
 
 def _refl_command(args: argparse.Namespace) -> int:
+    from imreward.cli import print_summary
     from imreward.refl import CaptionedImages, ReFLConfig, ReFLTrainer, load_prompts, load_reward
     from imreward.normalize import check_normalization
+    from imreward.refl.families import family_of
     from imreward.refl.rewards import with_normalization
+    from imreward.threads import set_threads
 
     prompts = load_prompts(args.prompts)
     if args.validation_prompts:
@@ -182,23 +186,22 @@ def _refl_command(args: argparse.Namespace) -> int:
     monitors = _monitors_from_args(args)  # before the (large) pipeline, so a bad name fails fast
     pipeline = _pipeline_from_args(args)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
+    reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root)
+    set_threads(args.threads, [family_of(pipeline).model(pipeline), reward])
     try:
-        trainer = ReFLTrainer(pipeline, with_normalization(load_reward(args.reward or ["ImageReward-v1.0"],
-                                                                       download_root=args.download_root),
-                                                           args.reward_normalization),
-                              config, prompts, pretrain_data=pretrain_data, monitors=monitors)
+        trainer = ReFLTrainer(pipeline, with_normalization(reward, args.reward_normalization), config, prompts,
+                              pretrain_data=pretrain_data, monitors=monitors)
     except ValueError as error:
         raise SystemExit(f"refl: {error}")
     if args.resume:
         trainer.resume(args.resume)
     trainer.train()
     folder = trainer.export()
-    if trainer.accelerator.is_main_process:
-        last = trainer.history[-1] if trainer.history else {}
-        summary = {"steps": trainer.step, "output": str(folder), "last_step": last}
-        if trainer.guard.max_drop is not None:
-            summary.update(stopped=trainer.guard.reason, best_step=trainer.guard.best_step,
-                           best=str(trainer.output_dir / "best"))
-        print(json.dumps(summary), file=sys.stdout)
+    last = trainer.history[-1] if trainer.history else {}
+    summary = {"steps": trainer.step, "output": str(folder), "last_step": last}
+    if trainer.guard.max_drop is not None:
+        summary.update(stopped=trainer.guard.reason, best_step=trainer.guard.best_step,
+                       best=str(trainer.output_dir / "best"))
+    print_summary(summary, trainer.accelerator.is_main_process)
     trainer.accelerator.end_training()
     return 0

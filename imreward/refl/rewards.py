@@ -1,12 +1,15 @@
 """Rewards for ReFL: any differentiable scorer, frozen, alone or as a weighted sum.
 
 A reward is anything with ``score_tensor(pixels [B, 3, H, W] in [0, 1], prompts) -> Tensor[B]``
-(``imreward.Scorer``); gradients flow to the pixels, never into the scorer's parameters.
+(``imreward.Scorer``); gradients flow to the pixels, never into the scorer's parameters. The
+scorer itself is left as its owner made it (``requires_grad``, train/eval mode): ``FrozenReward``
+runs it on detached views of its parameters instead of switching their gradients off.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -16,17 +19,56 @@ from imreward.normalize import check_normalization, normalize_scores
 from imreward.scoring import RewardScorer
 
 BRIGHTNESS = "brightness"
+logger = logging.getLogger("imreward.refl")
 
 
-def freeze(scorer: nn.Module) -> nn.Module:
-    """Eval mode and ``requires_grad=False`` on every parameter; returns the scorer."""
-    scorer.eval()
-    scorer.requires_grad_(False)
-    return scorer
+def freeze(module: nn.Module) -> nn.Module:
+    """Eval mode and ``requires_grad=False`` on every parameter, in place; returns the module.
+
+    For the pipeline's own frozen components; a reward is wrapped in ``FrozenReward`` instead.
+    """
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+class FrozenReward(nn.Module):
+    """``scorer.score_tensor`` with gradients to the pixels only, leaving ``scorer`` untouched.
+
+    Each call runs the scorer with detached views of its parameters (``torch.func.functional_call``,
+    no copy), so no gradient reaches them whatever their ``requires_grad``. ``train()``/``eval()`` on
+    the wrapper do not change the scorer's mode; a scorer in training mode (dropout on) is warned about.
+    """
+
+    def __init__(self, scorer: nn.Module) -> None:
+        super().__init__()
+        if not hasattr(scorer, "score_tensor"):
+            raise TypeError(f"{type(scorer).__name__} has no differentiable score_tensor(pixels, prompts)")
+        self.scorer = scorer
+        if scorer.training:
+            logger.warning("the reward scorer %s is in training mode (dropout active); call .eval() on it "
+                           "for deterministic rewards", type(scorer).__name__)
+
+    def train(self, mode: bool = True) -> FrozenReward:
+        self.training = mode  # the scorer's own mode stays as its owner set it
+        return self
+
+    def forward(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
+        return self.scorer.score_tensor(pixels, prompts)
+
+    def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
+        """The scorer's rewards [B] for pixels [B, 3, H, W] in [0, 1]."""
+        detached = {name: parameter.detach() for name, parameter in self.named_parameters()}
+        return torch.func.functional_call(self, detached, (pixels, prompts))
+
+
+def frozen_reward(scorer: nn.Module) -> nn.Module:
+    """``scorer`` itself when it already keeps gradients from its parameters, else a ``FrozenReward``."""
+    return scorer if isinstance(scorer, (FrozenReward, WeightedReward)) else FrozenReward(scorer)
 
 
 class WeightedReward(nn.Module):
-    """``sum_i weight_i * normalize(scorer_i.score_tensor(pixels, prompts))``, each scorer frozen.
+    """``sum_i weight_i * normalize(scorer_i.score_tensor(pixels, prompts))``, each scorer a ``FrozenReward``.
 
     Args:
         scorers: differentiable scorers (``imreward.Scorer``).
@@ -40,9 +82,13 @@ class WeightedReward(nn.Module):
         super().__init__()
         if not scorers or len(scorers) != len(weights):
             raise ValueError(f"need one weight per scorer, got {len(scorers)} scorers and {len(weights)} weights")
-        self.scorers = nn.ModuleList(freeze(scorer) for scorer in scorers)
+        self.scorers = nn.ModuleList(frozen_reward(scorer) for scorer in scorers)
         self.weights = [float(weight) for weight in weights]
         self.normalization = check_normalization(normalization)
+
+    def train(self, mode: bool = True) -> WeightedReward:
+        self.training = mode  # the scorers' own modes stay as their owners set them
+        return self
 
     def score_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
         """Weighted reward [B] (float32) for pixels [B, 3, H, W] in [0, 1]."""
@@ -123,26 +169,27 @@ def parse_reward_spec(spec: str) -> tuple[str, float]:
 
 def load_reward(specs: Sequence[str], device: str | torch.device | None = None,
                 download_root: str | None = None) -> nn.Module:
-    """Build the (frozen) reward from specs like ``["ImageReward-v1.0", "brightness:0.5"]``.
+    """Build the frozen reward from specs like ``["ImageReward-v1.0", "brightness:0.5", "mymod:my_reward:2"]``.
 
-    Each name is ``brightness`` (``RegionBrightness``), a registered scorer
-    (``imreward.available_scores()``) or a model path ``imreward.load`` reads.
+    Each spec is ``NAME`` or ``NAME:WEIGHT``; NAME is ``brightness`` (``RegionBrightness``) or
+    anything ``imreward.load_scorer`` reads: a registered scorer, a checkpoint path, a
+    ``module:function`` factory (``factory(device=..., download_root=...)`` returning a scorer with
+    ``score_tensor``) or a hub repo. Returns a ``FrozenReward``, or a ``WeightedReward`` for several
+    specs or a weight other than 1; the scorers themselves are not modified.
     """
-    import imreward
+    from imreward.hub import load_scorer
 
     scorers, weights = [], []
     for spec in specs:
         name, weight = parse_reward_spec(spec)
         if name == BRIGHTNESS:
             scorer = RegionBrightness().to(device or "cpu")
-        elif name in imreward.available_scores():
-            scorer = imreward.load_score(name, device=device, download_root=download_root)
         else:
-            scorer = imreward.load(name, device=device, download_root=download_root)
+            scorer = load_scorer(name, device=device, download_root=download_root)
         if not hasattr(scorer, "score_tensor"):
             raise TypeError(f"scorer {name!r} has no differentiable score_tensor")
         scorers.append(scorer)
         weights.append(weight)
     if len(scorers) == 1 and weights[0] == 1.0:
-        return freeze(scorers[0])
+        return FrozenReward(scorers[0])
     return WeightedReward(scorers, weights)

@@ -34,7 +34,7 @@ from imreward.refl.config import LOSS_NAMES, METHOD_ALIGNPROP, METHOD_REFL, PRET
 from imreward.refl.diffusion import initial_latents, pretraining_loss, reward_images
 from imreward.refl.families import family_of
 from imreward.refl.guards import MonitorGuard
-from imreward.refl.rewards import freeze, with_normalization
+from imreward.refl.rewards import freeze, frozen_reward, with_normalization
 from imreward.refl.validation import (append_record, generate_images, plot_curves, read_records, save_before_after,
                                       save_grid)
 
@@ -58,7 +58,8 @@ class ReFLTrainer:
     Args:
         pipeline: a diffusers pipeline of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1;
             see ``imreward.refl.families``).
-        reward: a module with a differentiable ``score_tensor(pixels, prompts) -> [B]`` (frozen here).
+        reward: a module with a differentiable ``score_tensor(pixels, prompts) -> [B]``; it is moved to
+            the training device, its parameters get no gradient and are otherwise left as they are.
         config: hyper-parameters.
         prompts: training prompts for the reward loss.
         pretrain_data: (pixels [3, S, S] in [-1, 1], caption) pairs, for a cycle using "pretrain"
@@ -100,8 +101,8 @@ class ReFLTrainer:
                 freeze(module).to(device)
                 if module.dtype != self.weight_dtype:
                     module.to(self.weight_dtype)
-        self.reward = freeze(reward).to(device)
-        self.monitors = {name: freeze(scorer).to(device) for name, scorer in (monitors or {}).items()}
+        self.reward = frozen_reward(reward).to(device)
+        self.monitors = {name: frozen_reward(scorer).to(device) for name, scorer in (monitors or {}).items()}
         model = self.family.model(pipeline)
         self.trainable = self._prepare_model(model, device)
         optimizer = torch.optim.AdamW(self.trainable, lr=config.learning_rate, weight_decay=config.adam_weight_decay)

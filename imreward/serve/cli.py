@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from imreward.cli import (add_image_formats_argument, add_model_arguments, image_formats_from_args,
-                          load_model_from_args)
+from imreward.cli import (add_image_formats_argument, add_model_arguments, add_threads_argument,
+                          image_formats_from_args, load_model_from_args)
 from imreward.serve.settings import TOKEN_ENV, ServeSettings
 
 DEFAULT_MODEL = "ImageReward-v1.0"
@@ -79,6 +79,7 @@ def register(subparsers) -> None:
                          help="rows per committed part file; a crash loses at most this many (default: %(default)s)")
     dataset.add_argument("--no-merge", action="store_true", help="leave the part files; merge in a later run")
     dataset.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_threads_argument(dataset, by_model_size=False)
     dataset.set_defaults(handler=_score_dataset)
 
 
@@ -144,5 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _score_dataset(args: argparse.Namespace) -> int:
     from imreward.serve.dataset_scoring import score_dataset_command
+    from imreward.threads import set_threads
 
+    set_threads(args.threads)  # the model is loaded later: an explicit count, else the cores per process
     return score_dataset_command(args, model_specs(args.model))

@@ -53,13 +53,16 @@ def load_training_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def save_model_atomically(model: ImageReward, folder: Path) -> None:
-    """``save_pretrained`` into ``folder``, replacing a previous save only once the new one is complete."""
+def save_model_atomically(model: ImageReward, folder: Path, extra_files: dict[str, str] | None = None) -> None:
+    """``save_pretrained`` (plus ``extra_files``, {name: text}) into ``folder``, replacing a previous
+    save only once the new one is complete."""
     temporary = folder.with_name(folder.name + ".tmp")
     previous = folder.with_name(folder.name + ".old")
     for leftover in (temporary, previous):
         shutil.rmtree(leftover, ignore_errors=True)
     model.save_pretrained(temporary)
+    for name, text in (extra_files or {}).items():
+        (temporary / name).write_text(text)
     if folder.exists():
         folder.rename(previous)
     temporary.rename(folder)

@@ -12,11 +12,14 @@ into the hub cache, only the files the split needs), an ImageRewardDB-layout fol
 (metadata-{train,validation,test}.parquet + images/{split}/*.zip; the split read follows the option), a
 metadata .parquet file, or a JSON file in the original layout ([{"id", "prompt", "generations", "ranking"}],
 images relative to the JSON's folder or --image-root).
-Outputs in DIR: best/ and final/ (load with imreward.load), checkpoint.pt (for --resume), metrics.jsonl,
-tensorboard/, result.json."""
+Outputs in DIR: best/ (chosen by --select-best; best/selection.json records its step and validation loss and
+accuracy) and final/ (load with imreward.load), checkpoint.pt (for --resume), metrics.jsonl, tensorboard/,
+result.json."""
 
 
 def register(subparsers) -> None:
+    from imreward.cli import add_threads_argument
+
     parser = subparsers.add_parser("train", help="train a reward model from ranked images",
                                    description=__doc__.splitlines()[0], epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,7 +43,8 @@ def register(subparsers) -> None:
     model.add_argument("--gradient-checkpointing", action="store_true")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=1)
-    optim.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    optim.add_argument("--max-steps", type=int, default=None,
+                       help="stop after this many optimizer steps (the learning-rate schedule still spans --epochs)")
     optim.add_argument("--batch-size", type=int, default=None, help="prompts per step over all processes (default 8)")
     optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
     optim.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5)")
@@ -53,20 +57,24 @@ def register(subparsers) -> None:
     optim.add_argument("--seed", type=int, default=0)
     run = parser.add_argument_group("run")
     run.add_argument("--eval-every", type=int, default=None, help="validate every N steps (default: each epoch)")
+    run.add_argument("--select-best", choices=["accuracy", "loss"], default="accuracy",
+                     help="validation metric that picks best/: pair accuracy (ties: lower loss) or loss "
+                          "(default: %(default)s)")
     run.add_argument("--eval-batch-size", type=int, default=None, help="prompts per evaluation batch")
     run.add_argument("--checkpoint-every", type=int, default=None, help="default: at each validation")
     run.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     run.add_argument("--num-workers", type=int, default=2, help="data loading processes")
     run.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    add_threads_argument(run)
     run.add_argument("--no-tensorboard", action="store_true")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train_command)
 
 
 def _train_command(args: argparse.Namespace) -> int:
-    import json
     import logging
 
+    from imreward.cli import print_summary
     from imreward.train import TrainConfig, train
 
     args = apply_recipe(args)
@@ -79,9 +87,9 @@ def _train_command(args: argparse.Namespace) -> int:
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None, freeze_ratio=args.freeze_ratio,
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
+        select_best=args.select_best, threads=args.threads,
         device=args.device, resume=args.resume, tensorboard=not args.no_tensorboard, progress=not args.quiet)
     result = train(config)
-    summary = {"best": str(result.best_dir), "best_step": result.best_step, "best_val": result.best_val,
-               "test": result.test, "steps": result.global_step}
-    print(json.dumps(summary))
+    print_summary({"best": str(result.best_dir), "best_step": result.best_step, "best_val": result.best_val,
+                   "test": result.test, "steps": result.global_step})
     return 0

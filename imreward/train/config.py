@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRECISIONS = ("auto", "fp32", "bf16")
+SELECT_BEST = ("accuracy", "loss")
 OPTIMIZERS = ("adam", "adamw")
 # Freeze ratio of the paper (Xu et al. 2023, sec. 4.1) for a pretrained backbone.
 PAPER_FREEZE_RATIO = 0.7
@@ -27,6 +28,9 @@ class TrainConfig:
     its ranked pairs. It must divide by ``grad_accum`` times the number of processes.
     ``freeze_ratio`` None means 0.7 (the paper's) for a pretrained init and 0 from scratch.
     ``eval_every``/``checkpoint_every`` None mean once per epoch.
+    ``max_steps`` stops the run early; the learning-rate schedule still spans all ``epochs``.
+    ``select_best`` picks the best checkpoint by validation pair ``accuracy`` (ties: lower loss) or ``loss``.
+    ``threads`` None chooses by model size (``imreward.threads.choose_threads``).
     """
 
     train_data: str | Path
@@ -46,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     max_grad_norm: float | None = 1.0
+    select_best: str = "accuracy"
     freeze_ratio: float | None = None
     precision: str = "auto"
     gradient_checkpointing: bool = False
@@ -53,6 +58,7 @@ class TrainConfig:
     eval_every: int | None = None
     checkpoint_every: int | None = None
     num_workers: int = 2
+    threads: int | None = None
     device: str | None = None
     resume: bool = False
     tensorboard: bool = True
@@ -61,6 +67,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.select_best not in SELECT_BEST:
+            raise ValueError(f"select_best must be one of {SELECT_BEST}, got {self.select_best!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.freeze_ratio is not None and not 0.0 <= self.freeze_ratio <= 1.0:
@@ -68,7 +76,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("max_steps", "eval_every", "checkpoint_every", "eval_batch_size"):
+        for name in ("max_steps", "eval_every", "checkpoint_every", "eval_batch_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 when given")
         if self.batch_size % self.grad_accum:

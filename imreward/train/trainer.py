@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from imreward.data import PreferenceDataset, PromptBatch, PromptCollator, load_preference_data
+from imreward.threads import set_threads
 from imreward.train import distributed
 from imreward.train.checkpoint import (CHECKPOINT_FILE, load_training_state, rng_state, save_model_atomically,
                                        save_training_state, seed_everything, set_rng_state)
+from imreward.train.collapse import collapse_reason
 from imreward.train.config import TrainConfig
 from imreward.train.freezing import freeze
 from imreward.train.loss import pairwise_loss, warmup_cosine
@@ -34,6 +37,7 @@ from imreward.train.sampler import PromptBatchSampler, evaluation_batches
 
 logger = logging.getLogger("imreward.train")
 MAX_LOGGED_FAILURES = 20
+SELECTION_FILE = "selection.json"  # in best/: the step, --select-best and validation metrics that chose it
 
 
 @dataclass
@@ -41,7 +45,7 @@ class TrainResult:
     """Where the models are and how they scored. Metric dicts hold ``loss``, ``accuracy``, ``pairs``."""
 
     output_dir: Path
-    best_dir: Path  # imreward.load(best_dir): the checkpoint with the lowest validation loss
+    best_dir: Path  # imreward.load(best_dir): the best validation checkpoint by config.select_best
     final_dir: Path  # the weights after the last step
     global_step: int
     best_step: int
@@ -73,6 +77,7 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(config.seed)
         self.model = build_model(config.init, config.model_config)
+        logger.info("%d torch threads", set_threads(config.threads, self.model))
         self.freeze_summary = freeze(self.model, config.effective_freeze_ratio)
         logger.info(self.freeze_summary.describe())
         self.model.to(context.device)
@@ -86,15 +91,15 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer_class(trainable, lr=config.lr, weight_decay=config.weight_decay)
-        steps = config.epochs * self.sampler.steps_per_epoch
-        self.total_steps = min(steps, config.max_steps) if config.max_steps else steps
-        warmup = round(config.warmup_ratio * self.total_steps)
+        schedule_steps = config.epochs * self.sampler.steps_per_epoch  # max_steps stops early, same schedule
+        self.total_steps = min(schedule_steps, config.max_steps) if config.max_steps else schedule_steps
+        warmup = round(config.warmup_ratio * schedule_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, partial(warmup_cosine, warmup_steps=warmup, total_steps=self.total_steps))
+            self.optimizer, partial(warmup_cosine, warmup_steps=warmup, total_steps=schedule_steps))
         self.eval_every = config.eval_every or self.sampler.steps_per_epoch
         self.checkpoint_every = config.checkpoint_every or self.eval_every
-        self.progress = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_val_loss": float("inf"),
-                         "best_step": 0, "best_val": {}, "last_val": {}, "last_val_step": -1, "skipped_images": 0}
+        self.progress = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_step": 0, "best_val": {},
+                         "last_val": {}, "last_val_step": -1, "lowest_val_loss": math.inf, "skipped_images": 0}
         seed_everything(config.seed + 1 + context.rank)  # dropout masks differ between processes
         resume_step = self._resume() if config.resume and self.checkpoint_path.exists() else None
         self.metrics = MetricsLog(self.output_dir, context.is_main, config.tensorboard, resume_step)
@@ -196,32 +201,57 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, role: str) -> dict:
-        """Mean pair loss and pair accuracy over the whole ``role`` set (all processes)."""
+        """Mean pair loss, pair accuracy and the mean and standard deviation of the rewards over the
+        whole ``role`` set (all processes)."""
         self.model.eval()
-        loss_sum, correct, pairs = 0.0, 0, 0
+        loss_sum, correct, pairs, rewards_sum, squares_sum, images = 0.0, 0, 0, 0.0, 0.0, 0
         for batch in self.eval_loaders[role]:
             if batch.num_pairs == 0:
                 continue
             batch = batch.to(self.context.device)
-            result = pairwise_loss(self._rewards(self.model, batch), batch.better, batch.worse)
+            rewards = self._rewards(self.model, batch)
+            result = pairwise_loss(rewards, batch.better, batch.worse)
             loss_sum, correct, pairs = loss_sum + result.total.item(), correct + result.correct, pairs + result.count
+            rewards = rewards.double()
+            rewards_sum, squares_sum = rewards_sum + rewards.sum().item(), squares_sum + rewards.square().sum().item()
+            images += rewards.numel()
         self.model.train()
-        loss_sum, correct, pairs = distributed.sum_across(self.context, [loss_sum, correct, pairs])
-        return {"loss": loss_sum / max(pairs, 1), "accuracy": correct / max(pairs, 1), "pairs": int(pairs)}
+        loss_sum, correct, pairs, rewards_sum, squares_sum, images = distributed.sum_across(
+            self.context, [loss_sum, correct, pairs, rewards_sum, squares_sum, images])
+        mean = rewards_sum / max(images, 1)
+        std = max(squares_sum / max(images, 1) - mean * mean, 0.0) ** 0.5
+        return {"loss": loss_sum / max(pairs, 1), "accuracy": correct / max(pairs, 1), "pairs": int(pairs),
+                "reward_mean": mean, "reward_std": std}
+
+    def _is_better(self, metrics: dict, best: dict) -> bool:
+        if not best:
+            return True
+        if self.config.select_best == "loss":
+            return metrics["loss"] < best["loss"]
+        return (metrics["accuracy"], -metrics["loss"]) > (best["accuracy"], -best["loss"])
 
     def _validate(self) -> None:
         progress = self.progress
         step = progress["global_step"]
         metrics = self.evaluate("val")
-        is_best = metrics["loss"] < progress["best_val_loss"]
+        lowest_loss = progress.get("lowest_val_loss", math.inf)
+        collapse = collapse_reason(metrics, lowest_loss)
+        metrics["collapsed"] = collapse is not None
+        progress["lowest_val_loss"] = min(lowest_loss, metrics["loss"])
+        is_best = self._is_better(metrics, progress["best_val"])
         if is_best:
-            progress.update(best_val_loss=metrics["loss"], best_step=step, best_val=metrics)
+            progress.update(best_step=step, best_val=metrics)
             if self.context.is_main:
-                save_model_atomically(self.model, self.output_dir / "best")
+                selection = {"step": step, "select_best": self.config.select_best, "val": metrics}
+                save_model_atomically(self.model, self.output_dir / "best",
+                                      {SELECTION_FILE: json.dumps(selection, indent=2) + "\n"})
         progress.update(last_val=metrics, last_val_step=step)
-        self.metrics.write("val", step, {**metrics, "best": is_best})
+        self.metrics.write("val", step, {**metrics, "best": is_best, "select_best": self.config.select_best})
         logger.info("step %d validation: loss %.4f, pair accuracy %.4f%s", step, metrics["loss"],
-                    metrics["accuracy"], " (best so far)" if is_best else "")
+                    metrics["accuracy"], f" (best {self.config.select_best} so far)" if is_best else "")
+        if collapse:
+            logger.warning("step %d: training has collapsed: %s. Lower --lr (or raise --warmup-ratio) and start "
+                           "again; best/ keeps the best model so far.", step, collapse)
 
     def _save_checkpoint(self) -> None:
         states = distributed.gather_objects(self.context, rng_state())

@@ -54,3 +54,28 @@ def test_prompt_normalisation_needs_several_images_per_prompt(tmp_path):
         main([*common, "--reward-normalization", "prompt-zscore"])
     with pytest.raises(SystemExit, match="unknown reward normalization 'rank'"):
         main([*common, "--reward-normalization", "rank", "--images-per-prompt", "2"])
+
+
+def test_refl_command_takes_a_module_function_reward(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cli_rewards.py").write_text(
+        "from imreward.testing import tiny_model\n\n"
+        "def my_reward(device=None):\n"
+        "    return tiny_model(seed=2).to(device or 'cpu')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "prompts.txt").write_text("a cat\na dog\n")
+    assert main(["refl", "--random-pipeline", "tiny", "--prompts", str(tmp_path / "prompts.txt"), "--output-dir",
+                 str(tmp_path / "run"), "--reward", "cli_rewards:my_reward:0.5", "--reward", "brightness",
+                 "--resolution", str(RESOLUTION), "--num-inference-steps", "3", "--refl-step-range", "1", "2",
+                 "--validation-count", "0", "--max-steps", "1", "--threads", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 1 and "reward" in summary["last_step"]
+    monkeypatch.delitem(__import__("sys").modules, "cli_rewards")
+
+
+def test_refl_command_lists_the_scorers_for_an_unknown_reward(tmp_path, capsys):
+    (tmp_path / "prompts.txt").write_text("a cat\na dog\n")
+    assert main(["refl", "--random-pipeline", "tiny", "--prompts", str(tmp_path / "prompts.txt"), "--output-dir",
+                 str(tmp_path / "run"), "--reward", "mymod_that_is_missing:my_reward", "--resolution",
+                 str(RESOLUTION), "--validation-count", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "could not be imported" in error and "PYTHONPATH" in error and "ImageReward-v1.0, CLIP" in error

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
 import pytest
 import torch
 
-from imreward.refl.rewards import RegionBrightness, WeightedReward, load_reward, parse_reward_spec, with_normalization
+from imreward.errors import UnknownScorerError
+from imreward.refl.rewards import (FrozenReward, RegionBrightness, WeightedReward, load_reward, parse_reward_spec,
+                                   with_normalization)
 from imreward.testing import tiny_model
 
 
@@ -33,7 +38,10 @@ def test_weighted_reward_sums_weighted_scores_and_passes_gradients_to_pixels_onl
     torch.testing.assert_close(scores, expected)
     scores.sum().backward()
     assert pixels.grad is not None and pixels.grad.abs().sum() > 0
-    assert all(parameter.grad is None and not parameter.requires_grad for parameter in model.parameters())
+    # the caller's scorer is left as it was: still trainable, no gradient accumulated, mode unchanged
+    assert all(parameter.grad is None and parameter.requires_grad for parameter in model.parameters())
+    assert not model.training
+    reward.train()
     assert not model.training
 
 
@@ -55,7 +63,7 @@ def test_reward_specs_split_name_and_weight(spec, expected):
 def test_load_reward_builds_a_weighted_sum_from_names_and_paths(tmp_path):
     tiny_model().save_pretrained(tmp_path / "reward")
     single = load_reward(["brightness"])
-    assert isinstance(single, RegionBrightness)
+    assert isinstance(single, FrozenReward) and isinstance(single.scorer, RegionBrightness)
     combined = load_reward(["brightness:3", str(tmp_path / "reward")], device="cpu")
     assert isinstance(combined, WeightedReward) and combined.weights == [3.0, 1.0]
     pixels = torch.rand(1, 3, 32, 32)
@@ -96,3 +104,43 @@ def test_with_normalization_wraps_a_single_scorer_and_turns_off_again():
     assert with_normalization(brightness, "none") is brightness
     with pytest.raises(ValueError, match="unknown reward normalization"):
         WeightedReward([brightness], [1.0], normalization="rank")
+
+
+USER_MODULE = textwrap.dedent('''
+    from imreward.testing import tiny_model
+
+    shared = tiny_model(seed=5)  # a module-level model the user also trains elsewhere
+
+    def my_reward(device=None, download_root=None):
+        return shared.to(device or "cpu")
+''')
+
+
+@pytest.fixture
+def user_rewards(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_rewards
+
+    yield my_rewards
+    monkeypatch.delitem(sys.modules, "my_rewards")
+
+
+def test_load_reward_accepts_module_function_factories_with_weights(user_rewards):
+    shared = user_rewards.shared
+    pixels = torch.rand(2, 3, 32, 32, requires_grad=True)
+    expected = 0.5 * shared.score_tensor(pixels, "a cat").detach()
+    reward = load_reward(["my_rewards:my_reward:0.5"], device="cpu")
+    assert isinstance(reward, WeightedReward) and reward.weights == [0.5]
+    scores = reward.score_tensor(pixels, "a cat")
+    torch.testing.assert_close(scores.detach(), expected)
+    scores.sum().backward()
+    assert pixels.grad.abs().sum() > 0
+    assert all(parameter.requires_grad and parameter.grad is None for parameter in shared.parameters())
+    alone = load_reward(["my_rewards:my_reward"])
+    assert isinstance(alone, FrozenReward) and alone.scorer is shared
+
+
+def test_load_reward_names_the_scorers_when_a_spec_is_unknown():
+    with pytest.raises(UnknownScorerError, match="not a registered scorer \\(ImageReward-v1.0, CLIP"):
+        load_reward(["no-such-reward:2"])

@@ -18,7 +18,7 @@ def unet_weights(trainer) -> dict[str, torch.Tensor]:
 
 
 def frozen_parameters(trainer):
-    modules = [trainer.pipeline.vae, trainer.pipeline.text_encoder, trainer.reward]
+    modules = [trainer.pipeline.vae, trainer.pipeline.text_encoder]
     if getattr(trainer.pipeline, "text_encoder_2", None) is not None:
         modules.append(trainer.pipeline.text_encoder_2)
     return [parameter for module in modules for parameter in module.parameters()]
@@ -47,6 +47,8 @@ def test_refl_loss_is_finite_and_gradients_reach_only_the_unet(tmp_path, lora_ra
     else:
         assert len(nonzero) > len(trainable) // 2
     assert all(parameter.grad is None and not parameter.requires_grad for parameter in frozen_parameters(trainer))
+    # the caller's reward model gets no gradient and keeps its own requires_grad
+    assert all(parameter.grad is None and parameter.requires_grad for parameter in trainer.reward.parameters())
 
 
 @pytest.mark.parametrize("lora_rank", [0, 4])

@@ -94,6 +94,8 @@ def test_two_gloo_processes_match_one_process(synthetic_data, deterministic_conf
                "-m", "imreward.cli", *arguments, "--output", str(tmp_path / "ddp")]
     finished = subprocess.run(command, env=_subprocess_env(), capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    summaries = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1 and summaries[0]["steps"] == 3  # only rank 0 prints the summary
     single = train(tiny_run(synthetic_data, tmp_path / "single", deterministic_config_file, max_steps=3, seed=1))
 
     ddp_result = json.loads((tmp_path / "ddp" / "result.json").read_text())

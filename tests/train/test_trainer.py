@@ -24,7 +24,7 @@ def test_tiny_run_writes_loadable_best_model_logs_and_test_metrics(synthetic_dat
     records = read_metrics(tmp_path / "run")
     val = [r for r in records if r["split"] == "val"]
     assert [r["step"] for r in val] == [2, 4, 6, 8]
-    best = min(val, key=lambda r: r["loss"])
+    best = max(val, key=lambda r: (r["accuracy"], -r["loss"]))  # --select-best accuracy, the default
     assert result.best_step == best["step"] and result.best_val["loss"] == pytest.approx(best["loss"])
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 9))
     # each epoch sees all 16 prompts: 48 pairs, less 2 for each of prompts 0 and 2 (an empty image skipped at
