@@ -15,10 +15,11 @@ computed once and each resample costs one n x n eigenvalue problem.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -26,7 +27,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from imreward.models.baselines import PublishedWeights, resolve_checkpoint
+from imreward.models.baselines import PublishedWeights, file_sha256, resolve_checkpoint
 
 FID_INCEPTION = PublishedWeights(
     url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
@@ -113,9 +114,12 @@ class FeatureCache:
     """Inception features (generated images) and statistics (reference folders) per image set, as
     ``.npz`` files named by ``files_key`` and read with ``allow_pickle=False``."""
 
-    def __init__(self, folder: str | os.PathLike, model: torch.nn.Module, weights_tag: str,
+    def __init__(self, folder: str | os.PathLike, get_model: Callable[[], torch.nn.Module], weights_tag: str,
                  batch_size: int = 32) -> None:
-        self.folder, self.model, self.weights_tag, self.batch_size = Path(folder), model, weights_tag, batch_size
+        """``get_model()`` gives the network, called (so loaded) only when some set is not cached;
+        ``weights_tag`` names the weights (their SHA-256) in the cache keys."""
+        self.folder, self.weights_tag, self.batch_size = Path(folder), weights_tag, batch_size
+        self.get_model = functools.cache(get_model)
         self.computed = 0
 
     def _cached(self, kind: str, paths: Sequence[Path], errors: list[str], compute) -> dict[str, np.ndarray]:
@@ -125,7 +129,7 @@ class FeatureCache:
                 arrays = dict(stored)
         else:
             failed: list[str] = []
-            features = inception_features(self.model, paths, self.batch_size, failed)
+            features = inception_features(self.get_model(), paths, self.batch_size, failed)
             self.computed += len(paths)
             arrays = {**compute(features), "errors": np.array(failed, dtype=str)}
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -218,3 +222,34 @@ class FidAgainstReference:
         tail = (1 - confidence) / 2 * 100
         low, high = np.percentile(values, [tail, 100 - tail])
         return float(low), float(high)
+
+
+class ReferenceFid:
+    """FID of image sets against the images under one reference folder (recursively), with the
+    network loaded (and its weights downloaded) only when some features are not cached yet."""
+
+    def __init__(self, reference_dir: str | os.PathLike, cache_dir: str | os.PathLike,
+                 weights: str | os.PathLike | None = None, download_root: str | os.PathLike | None = None,
+                 device: str | None = None, batch_size: int = 32) -> None:
+        self.reference_dir = Path(reference_dir)
+        self.reference_paths = image_files(reference_dir)
+        if len(self.reference_paths) < 2:
+            raise ValueError(f"FID reference folder {reference_dir} holds {len(self.reference_paths)} images "
+                             f"({', '.join(IMAGE_SUFFIXES)}); it needs at least 2")
+        tag = FID_INCEPTION.sha256 if weights is None else file_sha256(weights)
+        self.cache = FeatureCache(cache_dir, lambda: load_fid_inception(fid_weights_path(weights, download_root),
+                                                                        device), tag, batch_size)
+        self.errors: list[str] = []
+        self._metric: FidAgainstReference | None = None
+
+    @property
+    def metric(self) -> FidAgainstReference:
+        if self._metric is None:
+            self._metric = FidAgainstReference(self.cache.statistics(self.reference_paths, self.errors))
+        return self._metric
+
+    def evaluate(self, paths: Sequence[Path], n_resamples: int = 100, seed: int = 0) -> dict[str, float]:
+        """{"value", "low", "high", "images"}: FID of ``paths`` and its bootstrap interval over images."""
+        features = self.cache.features(paths, self.errors)
+        low, high = self.metric.interval(features, n_resamples, seed=seed)
+        return {"value": self.metric.fid(features), "low": low, "high": high, "images": int(features.shape[0])}

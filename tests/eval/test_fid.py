@@ -5,17 +5,12 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from eval.fid_helpers import write_pattern_image, write_seeded_fid_weights
+from eval.fid_helpers import write_pattern_image
 
 from imreward.eval.fid import (FID_INCEPTION, FeatureCache, FidAgainstReference, fid_weights_path,
                                frechet_distance, load_fid_inception)
 from imreward.hub import ModelDownloadError
 from imreward.models.baselines import PublishedWeights
-
-
-@pytest.fixture(scope="module")
-def seeded_weights(tmp_path_factory):
-    return write_seeded_fid_weights(tmp_path_factory.mktemp("fid") / FID_INCEPTION.filename)
 
 
 def _exact_fid(reference: np.ndarray, generated: np.ndarray) -> float:
@@ -27,12 +22,12 @@ def _exact_fid(reference: np.ndarray, generated: np.ndarray) -> float:
     return float(((reference.mean(0) - generated.mean(0)) ** 2).sum() + (a * a).sum() + (b * b).sum() - 2 * cross)
 
 
-def test_fid_equals_pytorch_fid_on_the_same_weights_and_images(tmp_path, seeded_weights):
+def test_fid_equals_pytorch_fid_on_the_same_weights_and_images(tmp_path, seeded_fid_weights):
     from pytorch_fid import fid_score, inception
 
     reference = [write_pattern_image(tmp_path / "reference" / f"r{i}.png", i) for i in range(4)]
     generated = [write_pattern_image(tmp_path / "generated" / f"g{i}.png", 3 * i + 1) for i in range(3)]
-    state = torch.load(seeded_weights, weights_only=True)
+    state = torch.load(seeded_fid_weights, weights_only=True)
     with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
         network = inception.InceptionV3([3])
     activations = [fid_score.get_activations(files, network, batch_size=4, num_workers=0)
@@ -41,7 +36,7 @@ def test_fid_equals_pytorch_fid_on_the_same_weights_and_images(tmp_path, seeded_
     # Not pytorch-fid's calculate_frechet_distance: its scipy sqrtm of a singular 2048 x 2048 product
     # takes a minute on one core and was 1.1e-3 off the exact value on such a set.
 
-    cache = FeatureCache(tmp_path / "cache", load_fid_inception(seeded_weights), "seeded", batch_size=3)
+    cache = FeatureCache(tmp_path / "cache", lambda: load_fid_inception(seeded_fid_weights), "seeded", batch_size=3)
     errors: list[str] = []
     metric = FidAgainstReference(cache.statistics(reference, errors))
     features = cache.features(generated, errors)
