@@ -70,6 +70,7 @@ def plot_benchmark(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     metrics, generators = result["metrics"], result["generators"]
     humans = result.get("human_ranks", {})
@@ -80,6 +81,7 @@ def plot_benchmark(result: dict[str, Any], path: Path) -> None:
         ranks.plot(range(len(columns)), ys, marker="o", color=f"C{index % 10}", label=generator)
     ranks.set_xticks(range(len(columns)), columns, rotation=20, ha="right")
     ranks.set_ylabel("rank (1 = best)")
+    ranks.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ranks.invert_yaxis()
     ranks.legend(fontsize="small")
     ranks.set_title("generator ranks by metric")

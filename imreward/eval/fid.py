@@ -57,7 +57,7 @@ def load_fid_inception(weights: str | os.PathLike, device: str | torch.device | 
     # instead, so the architecture is the package's own and nothing is unpickled or downloaded.
     with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
         model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
-    return model.eval().to(device or "cpu")
+    return model.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:

@@ -35,12 +35,13 @@ def _read_json(path: str, option: str) -> Any:
 
 def benchmark_from_args(args: argparse.Namespace, cache_file: str) -> int:
     from imreward.errors import ModelDownloadError
-    from imreward.eval.benchmark import run_benchmark
+    from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark
     from imreward.eval.benchmark_report import write_benchmark
     from imreward.eval.distinguishability import read_human_labels
     from imreward.eval.fid import ReferenceFid
 
-    scorers = [name.strip() for name in (args.scorers or args.model).split(",") if name.strip()]
+    scorers = [name.strip() for name in (args.model if args.scorers is None else args.scorers).split(",")
+               if name.strip()]
     if args.scorers is not None and not scorers and not args.fid_reference:
         raise SystemExit("imreward benchmark: --scorers is empty and no --fid-reference is given")
     output_dir = Path(args.output_dir)
@@ -49,8 +50,6 @@ def benchmark_from_args(args: argparse.Namespace, cache_file: str) -> int:
     if human_ranks is not None and not isinstance(human_ranks, dict):
         raise SystemExit(f"imreward benchmark: --human-ranks {args.human_ranks}: expected {{generator: rank}}")
     try:
-        from imreward.eval.benchmark import read_benchmark_prompts
-
         prompts = read_benchmark_prompts(args.prompts)
         labels = read_human_labels(args.human_labels) if args.human_labels else None
         fid = None
