@@ -88,3 +88,16 @@ def test_image_names_and_human_label_errors(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"id": 1, "prompt": "a cat"}]))
     with pytest.raises(SystemExit, match="generations folder .*none does not exist"):
         run_cli(command)
+
+
+def test_distinguishability_counts_only_cross_generator_pairs_with_a_human_order():
+    from imreward.eval.distinguishability import distinguishability
+
+    labels = {"p": {"a/1.png": 1, "a/2.png": 2, "b/1.png": 2, "c/1.png": 3},
+              "q": {"a/1.png": 1, "b/1.png": 1, "c/1.png": 2}}
+    scores = {"d/9.png": 9.0, "a/1.png": 3.0, "a/2.png": 0.0, "b/1.png": 2.0, "c/1.png": 2.0}
+    result = distinguishability(labels, scores, n_resamples=50)
+    # d/9.png has no human label: ignored. p: pairs a1>b1 (right), a1>c1 (right), a2>c1 (wrong), b1>c1 (tie in scores: wrong); a1-a2 is one
+    # generator and a2-b1 a human tie, so neither counts. q: a1=b1 is a human tie; a1>c1 right, b1>c1 tied.
+    assert result["per_prompt"] == {"p": 0.5, "q": 0.5} and (result["pairs"], result["prompts"]) == (6, 2)
+    assert result["value"] == pytest.approx(3 / 6)
