@@ -27,6 +27,8 @@ from unittest import mock
 import numpy as np
 import torch
 
+from imreward.errors import ImageLoadError
+from imreward.image_io import load_image
 from imreward.models.baselines import PublishedWeights, file_sha256, resolve_checkpoint
 
 FID_INCEPTION = PublishedWeights(
@@ -69,10 +71,9 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _read_image(path: Path) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    """(3, 299, 299) in [0, 1]: decoded as pytorch-fid does (RGB, no EXIF rotation), with the
+    package's checks on corrupt files and decompression bombs."""
+    array = np.asarray(load_image(path).convert("RGB"), dtype=np.float32) / 255.0
     pixels = torch.from_numpy(array).permute(2, 0, 1)[None]
     return torch.nn.functional.interpolate(pixels, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
                                            align_corners=False)[0]
@@ -93,7 +94,7 @@ def inception_features(model: torch.nn.Module, paths: Sequence[Path], batch_size
     for path in paths:
         try:
             batch.append(_read_image(path))
-        except (OSError, ValueError) as error:
+        except (ImageLoadError, OSError) as error:
             if errors is None:
                 raise
             errors.append(f"{path}: {type(error).__name__}: {error}")
@@ -133,7 +134,9 @@ class FeatureCache:
             self.computed += len(paths)
             arrays = {**compute(features), "errors": np.array(failed, dtype=str)}
             self.folder.mkdir(parents=True, exist_ok=True)
-            np.savez(target, **arrays)
+            partial = target.with_name(target.stem + ".partial.npz")
+            np.savez(partial, **arrays)
+            os.replace(partial, target)  # an interrupted write never leaves a truncated cache file
         errors.extend(str(error) for error in arrays["errors"])
         return arrays
 

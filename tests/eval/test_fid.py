@@ -82,3 +82,14 @@ def test_the_weights_download_is_checked_against_its_sha256(tmp_path):
     # A local copy is used as given; the published file is what is fetched otherwise.
     assert fid_weights_path(source) == source
     assert FID_INCEPTION.sha256.startswith(FID_INCEPTION.filename.split("-")[-1].split(".")[0])
+
+
+def test_an_undecodable_image_is_reported_and_left_out(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    cache = FeatureCache(tmp_path / "cache", lambda: torch.nn.Conv2d(3, 1, 1), "none")
+    errors: list[str] = []
+    assert cache.features([broken], errors).shape == (0, 2048)
+    assert len(errors) == 1 and "broken.png" in errors[0] and "cannot decode" in errors[0]
+    again: list[str] = []
+    assert cache.features([broken], again).shape == (0, 2048) and again == errors  # the cached verdict
