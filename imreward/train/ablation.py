@@ -36,6 +36,8 @@ def run_ablation(base: TrainConfig, freeze_ratios=DEFAULT_FREEZE_RATIOS, lora_ra
     from imreward.train import train
 
     train_fn = train_fn or train
+    if lora_ranks:
+        import peft  # noqa: F401  (imported before the clock starts, so no setting's time includes it)
     root = Path(base.output_dir)
     rows = []
     for name, overrides in settings_grid(freeze_ratios, lora_ranks):
