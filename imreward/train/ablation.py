@@ -30,12 +30,11 @@ def settings_grid(freeze_ratios, lora_ranks) -> list[tuple[str, dict[str, Any]]]
             + [(f"lora-r{rank}", {"freeze_ratio": None, "lora_rank": rank}) for rank in lora_ranks])
 
 
-def run_ablation(base: TrainConfig, freeze_ratios=DEFAULT_FREEZE_RATIOS, lora_ranks=DEFAULT_LORA_RANKS,
-                 train_fn=None) -> dict[str, Any]:
+def run_ablation(base: TrainConfig, freeze_ratios=DEFAULT_FREEZE_RATIOS,
+                 lora_ranks=DEFAULT_LORA_RANKS) -> dict[str, Any]:
     """Train every setting of the grid from ``base`` (its ``output_dir`` holds one folder per setting)."""
     from imreward.train import train
 
-    train_fn = train_fn or train
     if lora_ranks:
         import peft  # noqa: F401  (imported before the clock starts, so no setting's time includes it)
     root = Path(base.output_dir)
@@ -43,7 +42,7 @@ def run_ablation(base: TrainConfig, freeze_ratios=DEFAULT_FREEZE_RATIOS, lora_ra
     for name, overrides in settings_grid(freeze_ratios, lora_ranks):
         config = dataclasses.replace(base, output_dir=root / name, **overrides)
         start = time.perf_counter()
-        result = train_fn(config)
+        result = train(config)
         rows.append({"setting": name, **overrides, "val_accuracy": result.best_val.get("accuracy"),
                      "val_loss": result.best_val.get("loss"),
                      "test_accuracy": None if result.test is None else result.test["accuracy"],
