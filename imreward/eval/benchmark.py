@@ -1,10 +1,14 @@
-"""Generator benchmark (the paper's Table 1): score every generator's images for a prompt set.
+"""Generator benchmark (the paper's Table 1): judge text-to-image generators by several metrics.
 
-Layout: ``ROOT/<generator>/{id}_{k}.png`` for the prompts ``[{"id", "prompt"}]`` of
-``benchmark-prompts.json``. Per generator: mean reward (with a bootstrap interval over prompts)
-and its rank; between generators: the win rate, i.e. the share of shared prompts on which one
-generator's mean reward is higher (a tie counts half); with human ranks of the generators, the
-Spearman correlation between those and the reward ranking.
+Layout: ``ROOT/<generator>/{id}_{k}.{png,jpg,jpeg,webp}`` for the prompts ``[{"id", "prompt"}]`` of
+``benchmark-prompts.json``. Metrics: any reward scorers (``imreward.hub.load_scorer`` names, e.g.
+``ImageReward-v1.0`` and ``CLIP`` for CLIP score; higher = better) and FID against a reference folder
+(lower = better). Per generator and metric: the value with a 95% bootstrap interval (rewards: mean
+over images, prompts resampled; FID: images resampled, see ``imreward.eval.fid``) and its rank.
+Per reward metric: the win rate between generators (share of shared prompts on which one
+generator's mean is higher, ties count half). With human ranks of the generators: Spearman's rho
+between each metric's ranking and the human one. With per-image human labels: distinguishability
+(``imreward.eval.distinguishability``).
 """
 
 from __future__ import annotations
@@ -12,18 +16,19 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imreward.eval.cache import ScoreCache
+from imreward.eval.distinguishability import distinguishability
 from imreward.eval.metrics import ratio_interval
-from imreward.eval.report import markdown_table
 from imreward.eval.runner import cached_scores
 
-BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_FIGURE = "benchmark.json", "benchmark.md", "benchmark.png"
+FID = "FID"
+IMAGE_NAME = re.compile(r"^(.+)_(\d+)\.(png|jpe?g|webp)$", re.IGNORECASE)
 
 
 def read_benchmark_prompts(path: str | Path) -> dict[str, str]:
@@ -36,8 +41,8 @@ def read_benchmark_prompts(path: str | Path) -> dict[str, str]:
 
 
 def generator_images(folder: Path, prompt_ids: Sequence[str]) -> dict[str, list[Path]]:
-    """{prompt id: its images ``{id}_{k}.png`` in k order} for the prompts that have any."""
-    pattern = re.compile(r"^(.+)_(\d+)\.png$")
+    """{prompt id: its images ``{id}_{k}.{png,jpg,jpeg,webp}`` in k order} for the prompts that have any."""
+    pattern = IMAGE_NAME
     found: dict[str, list[tuple[int, Path]]] = {}
     wanted = set(prompt_ids)
     for path in folder.iterdir():
@@ -62,104 +67,95 @@ def win_rates(per_prompt: dict[str, dict[str, float]]) -> dict[str, dict[str, fl
     return rates
 
 
-def run_benchmark(prompts: dict[str, str], root: str | Path, get_scorer: Callable[[], Any], scorer_name: str,
-                  cache_path: str | Path, human_ranks: dict[str, float] | None = None, batch_size: int = 32,
-                  n_resamples: int = 1000, seed: int = 0, progress: bool = False) -> dict[str, Any]:
-    """Score every generator folder under ``root`` and compare the generators (JSON-able result)."""
+
+def _reward_metric(name: str, get_scorer: Callable[[], Any], images: dict[str, dict[str, list[Path]]],
+                   prompts: Mapping[str, str], cache: ScoreCache, batch_size: int, n_resamples: int, seed: int,
+                   progress: bool, errors: list[str]) -> tuple[dict[str, dict], dict[str, dict], dict[str, float]]:
+    """Per generator {value, low, high}; per generator {prompt: mean}; per image {"gen/file": score}."""
+    summary, per_prompt, per_image = {}, {}, {}
+    for generator, by_prompt in images.items():
+        paths = [path for group in by_prompt.values() for path in group]
+        owner = [prompt_id for prompt_id, group in by_prompt.items() for _ in group]
+        scores, failed = cached_scores(get_scorer, name, paths, [prompts[p] for p in owner], cache, batch_size,
+                                       progress)
+        errors += [f"{paths[i]}: {message}" for i, message in failed.items()]
+        grouped: dict[str, list[float]] = {}
+        for path, prompt_id, score in zip(paths, owner, scores):
+            if score is not None:
+                grouped.setdefault(prompt_id, []).append(score)
+                per_image[f"{generator}/{path.name}"] = score
+        per_prompt[generator] = {p: float(np.mean(values)) for p, values in grouped.items()}
+        sums = np.array([sum(values) for values in grouped.values()])
+        counts = np.array([len(values) for values in grouped.values()], dtype=float)
+        low, high = ratio_interval(sums, counts, n_resamples, 0.95, seed)
+        summary[generator] = {"value": float(sums.sum() / counts.sum()) if counts.sum() else float("nan"),
+                              "low": low, "high": high, "images": int(counts.sum())}
+    return summary, per_prompt, per_image
+
+
+def _ranking(values: dict[str, dict], higher_is_better: bool) -> list[str]:
+    sign = -1 if higher_is_better else 1
+    return sorted(values, key=lambda name: (np.isnan(values[name]["value"]), sign * values[name]["value"], name))
+
+
+def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Sequence[str],
+                  get_scorer: Callable[[str], Any], cache_path: str | Path, fid: Any | None = None,
+                  human_ranks: Mapping[str, float] | None = None,
+                  human_labels: Mapping[str, Mapping[str, float]] | None = None, batch_size: int = 32,
+                  n_resamples: int = 1000, fid_resamples: int = 100, seed: int = 0,
+                  progress: bool = False) -> dict[str, Any]:
+    """Judge every generator folder under ``root`` by each scorer and by FID (JSON-able result).
+
+    Args:
+        get_scorer: scorer name -> loaded scorer; called only for names with uncached scores.
+        fid: an ``imreward.eval.fid.ReferenceFid``, or None for no FID.
+        human_ranks: {generator: rank}, 1 = best.
+        human_labels: per-image human ranks (``imreward.eval.distinguishability.read_human_labels``).
+    """
     from scipy import stats
 
-    get_scorer = functools.cache(get_scorer)  # loaded once, and only if some image is not cached
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"generations folder {root} does not exist")
     generators = sorted(path for path in Path(root).iterdir() if path.is_dir())
     if not generators:
         raise ValueError(f"{root} has no generator folders")
-    per_prompt: dict[str, dict[str, float]] = {}
-    summary: dict[str, dict[str, Any]] = {}
+    if not scorer_names and fid is None:
+        raise ValueError("no metric: give at least one scorer or an FID reference folder")
+    images = {folder.name: generator_images(folder, list(prompts)) for folder in generators}
     errors: list[str] = []
+    values: dict[str, dict[str, dict]] = {}
+    result: dict[str, Any] = {"root": str(root), "prompts": len(prompts), "metrics": [*scorer_names],
+                              "higher_is_better": {name: True for name in scorer_names}, "win_rate": {},
+                              "distinguishability": {}}
     with ScoreCache(cache_path) as cache:
-        for folder in generators:
-            by_prompt = generator_images(folder, list(prompts))
-            images = [path for paths in by_prompt.values() for path in paths]
-            owner = [prompt_id for prompt_id, paths in by_prompt.items() for _ in paths]
-            scores, failed = cached_scores(get_scorer, scorer_name, images, [prompts[p] for p in owner], cache,
-                                           batch_size, progress)
-            errors += [f"{images[i]}: {message}" for i, message in failed.items()]
-            grouped: dict[str, list[float]] = {}
-            for prompt_id, score in zip(owner, scores):
-                if score is not None:
-                    grouped.setdefault(prompt_id, []).append(score)
-            per_prompt[folder.name] = {p: float(np.mean(values)) for p, values in grouped.items()}
-            sums = np.array([sum(values) for values in grouped.values()])
-            counts = np.array([len(values) for values in grouped.values()], dtype=float)
-            low, high = ratio_interval(sums, counts, n_resamples, 0.95, seed)
-            summary[folder.name] = {"mean": float(sums.sum() / counts.sum()) if counts.sum() else float("nan"),
-                                    "low": low, "high": high, "images": int(counts.sum()), "prompts": len(grouped),
-                                    "prompts_without_images": len(prompts) - len(by_prompt)}
-    order = sorted(summary, key=lambda name: -summary[name]["mean"])
-    for rank, name in enumerate(order, 1):
-        summary[name]["rank"] = rank
-    result = {"scorer": scorer_name, "root": str(root), "prompts": len(prompts), "generators": summary,
-              "ranking": order, "win_rate": win_rates(per_prompt), "errors": errors}
+        for name in scorer_names:
+            load = functools.cache(functools.partial(get_scorer, name))
+            values[name], per_prompt, per_image = _reward_metric(name, load, images, prompts, cache, batch_size,
+                                                                 n_resamples, seed, progress, errors)
+            result["win_rate"][name] = win_rates(per_prompt)
+            if human_labels:
+                result["distinguishability"][name] = distinguishability(human_labels, per_image, n_resamples, seed)
+    if fid is not None:
+        values[FID] = {generator: fid.evaluate([path for group in by_prompt.values() for path in group],
+                                               fid_resamples, seed) for generator, by_prompt in images.items()}
+        errors += fid.errors
+        result["metrics"].append(FID)
+        result["higher_is_better"][FID] = False
+        result["fid"] = {"reference": str(fid.reference_dir), "reference_images": fid.metric.reference.images,
+                         "resamples": fid_resamples}
+    result["rankings"] = {name: _ranking(values[name], result["higher_is_better"][name]) for name in values}
+    result["generators"] = {
+        generator: {"images": sum(len(group) for group in by_prompt.values()), "prompts": len(by_prompt),
+                    "prompts_without_images": len(prompts) - len(by_prompt),
+                    **{name: {**values[name][generator], "rank": result["rankings"][name].index(generator) + 1}
+                       for name in values}}
+        for generator, by_prompt in images.items()}
     if human_ranks:
-        shared = [name for name in order if name in human_ranks]
+        result["human_ranks"] = {name: human_ranks[name] for name in images if name in human_ranks}
+        shared = list(result["human_ranks"])
         if len(shared) >= 2:
-            rho = stats.spearmanr([summary[n]["rank"] for n in shared], [human_ranks[n] for n in shared]).statistic
-            result["human_spearman"] = {"rho": float(rho), "generators": shared}
+            result["human_spearman"] = {
+                name: float(stats.spearmanr([result["generators"][g][name]["rank"] for g in shared],
+                                            [human_ranks[g] for g in shared]).statistic) for name in values}
+    result["errors"] = errors
     return result
-
-
-def benchmark_markdown(result: dict[str, Any]) -> str:
-    generators = result["generators"]
-    lines = ["# Generator benchmark", "",
-             f"Scorer `{result['scorer']}` on {result['prompts']} prompts, images under `{result['root']}`.", ""]
-    lines += markdown_table(["rank", "generator", "mean reward", "95% CI", "images", "prompts without images"],
-                    [[str(generators[n]["rank"]), n, f"{generators[n]['mean']:.4f}",
-                      f"{generators[n]['low']:.4f} – {generators[n]['high']:.4f}", str(generators[n]["images"]),
-                      str(generators[n]["prompts_without_images"])] for n in result["ranking"]])
-    lines += ["", "Win rate of the row generator over the column generator (share of prompts with a higher "
-              "mean reward; ties count half):", ""]
-    lines += markdown_table(["", *result["ranking"]],
-                    [[a] + ["–" if result["win_rate"][a][b] is None else f"{result['win_rate'][a][b]:.2f}"
-                            for b in result["ranking"]] for a in result["ranking"]])
-    if "human_spearman" in result:
-        lines += ["", f"Spearman ρ between the reward ranking and the human ranking of "
-                  f"{len(result['human_spearman']['generators'])} generators: {result['human_spearman']['rho']:.3f}"]
-    if result["errors"]:
-        lines += ["", f"{len(result['errors'])} unreadable images:", ""] + [f"- {e}" for e in result["errors"][:20]]
-    return "\n".join(lines) + "\n"
-
-
-def plot_benchmark(result: dict[str, Any], path: Path) -> None:
-    """Mean reward per generator with intervals, and the win-rate matrix as a heatmap."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = result["ranking"]
-    stats_ = [result["generators"][n] for n in names]
-    figure, (bars, heat) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
-    means = np.array([s["mean"] for s in stats_])
-    errors = np.nan_to_num(np.array([[s["mean"] - s["low"] for s in stats_], [s["high"] - s["mean"] for s in stats_]]))
-    bars.bar(range(len(names)), means, yerr=errors, capsize=3, color="C0")
-    bars.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    bars.set_ylabel(f"mean {result['scorer']} reward")
-    matrix = np.array([[np.nan if result["win_rate"][a][b] is None else result["win_rate"][a][b] for b in names]
-                       for a in names])
-    image = heat.imshow(matrix, vmin=0, vmax=1, cmap="RdBu")
-    heat.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    heat.set_yticks(range(len(names)), names)
-    heat.set_title("win rate (row over column)")
-    figure.colorbar(image, ax=heat)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def write_benchmark(result: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / BENCHMARK_JSON, "markdown": output_dir / BENCHMARK_MARKDOWN,
-             "figure": output_dir / BENCHMARK_FIGURE}
-    paths["json"].write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(benchmark_markdown(result), encoding="utf-8")
-    plot_benchmark(result, paths["figure"])
-    return paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -60,13 +59,24 @@ def register(subparsers) -> None:
     add_threads_argument(evaluate)
     evaluate.set_defaults(handler=_eval_command)
 
-    benchmark = subparsers.add_parser("benchmark", help="rank text-to-image generators by reward (the paper's Table 1)")
+    benchmark = subparsers.add_parser("benchmark", help="judge text-to-image generators by rewards, CLIP score and "
+                                                        "FID against human ranks (the paper's Table 1)")
     benchmark.add_argument("--prompts", required=True, help="JSON list of {id, prompt} (benchmark-prompts.json)")
     benchmark.add_argument("--generations", required=True,
-                           help="folder with one subfolder of {id}_{k}.png per generator")
+                           help="folder with one subfolder of {id}_{k}.{png,jpg,jpeg,webp} per generator")
+    benchmark.add_argument("--scorers", help="comma-separated scorers (registered names such as ImageReward-v1.0 "
+                                             "and CLIP, checkpoints, hub repos; default: --model)")
+    benchmark.add_argument("--fid-reference", help="folder of reference images (e.g. MS-COCO val) for FID")
+    benchmark.add_argument("--fid-weights", help="local copy of pt_inception-2015-12-05-6726825d.pth "
+                                                 "(default: downloaded once and checksum-verified)")
+    benchmark.add_argument("--fid-bootstrap", type=int, default=100,
+                           help="image resamples for FID's interval (default: %(default)s)")
     benchmark.add_argument("--human-ranks", help="JSON {generator: human rank} to correlate with")
+    benchmark.add_argument("--human-labels", help="per-image human ranks for distinguishability: JSON (lines) of "
+                                                  "{id, ranking: {\"<generator>/<file>\": rank}}")
     benchmark.add_argument("--output-dir", "-o", default="benchmark-report", help="(default: %(default)s)")
-    benchmark.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE})")
+    benchmark.add_argument("--cache", help=f"score cache file (default: OUTPUT_DIR/{CACHE_FILE}); FID features "
+                                           "are cached in fid-features/ beside it")
     benchmark.add_argument("--bootstrap", type=int, default=1000)
     benchmark.add_argument("--seed", type=int, default=0)
     benchmark.add_argument("--batch-size", type=int, default=32)
@@ -159,22 +169,6 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    from imreward.cli import load_model_from_args
-    from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark, write_benchmark
-    from imreward.threads import set_threads
+    from imreward.eval.generator_study import benchmark_from_args
 
-    def get_scorer():
-        scorer = load_model_from_args(args)
-        set_threads(args.threads, scorer)
-        return scorer
-
-    human_ranks = json.loads(Path(args.human_ranks).read_text()) if args.human_ranks else None
-    output_dir = Path(args.output_dir)
-    result = run_benchmark(read_benchmark_prompts(args.prompts), args.generations, get_scorer, args.model,
-                           args.cache or output_dir / CACHE_FILE, human_ranks=human_ranks,
-                           batch_size=args.batch_size, n_resamples=args.bootstrap, seed=args.seed,
-                           progress=not args.quiet)
-    paths = write_benchmark(result, output_dir)
-    print("ranking: " + " > ".join(result["ranking"]), file=sys.stderr)
-    print("wrote " + ", ".join(str(path) for path in paths.values()), file=sys.stderr)
-    return 0
+    return benchmark_from_args(args, CACHE_FILE)

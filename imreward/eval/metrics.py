@@ -49,11 +49,19 @@ def _groups(rankings: Groups, scores: Groups) -> list[tuple[np.ndarray, np.ndarr
     return groups
 
 
-def pair_counts(rankings: Groups, scores: Groups) -> tuple[np.ndarray, np.ndarray]:
-    """Per prompt: (pairs ordered as the humans order them, pairs with different human ranks)."""
+def pair_counts(rankings: Groups, scores: Groups,
+                sources: Sequence[Sequence[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt: (pairs ordered as the humans order them, pairs with different human ranks).
+
+    With ``sources`` (a label per image, e.g. its generator), only pairs of images with different
+    labels count.
+    """
     correct, total = [], []
-    for ranks, values in _groups(rankings, scores):
+    for index, (ranks, values) in enumerate(_groups(rankings, scores)):
         upper = np.triu(np.ones((ranks.size, ranks.size), dtype=bool), k=1)
+        if sources is not None:
+            labels = np.asarray(sources[index])
+            upper &= labels[:, None] != labels[None, :]
         human = np.sign(ranks[None, :] - ranks[:, None])  # +1 where i is ranked better than j
         model = np.sign(values[:, None] - values[None, :])  # +1 where i scores higher than j
         compared = upper & (human != 0)

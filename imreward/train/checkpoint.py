@@ -55,12 +55,19 @@ def load_training_state(path: Path) -> dict[str, Any]:
 
 def save_model_atomically(model: ImageReward, folder: Path, extra_files: dict[str, str] | None = None) -> None:
     """``save_pretrained`` (plus ``extra_files``, {name: text}) into ``folder``, replacing a previous
-    save only once the new one is complete."""
+    save only once the new one is complete. A model with LoRA adapters is saved merged, with the
+    adapter in ``folder/adapter``."""
+    from imreward.train.lora import ADAPTER_FOLDER, has_lora, merged_copy, save_adapter
+
     temporary = folder.with_name(folder.name + ".tmp")
     previous = folder.with_name(folder.name + ".old")
     for leftover in (temporary, previous):
         shutil.rmtree(leftover, ignore_errors=True)
-    model.save_pretrained(temporary)
+    if has_lora(model):
+        merged_copy(model).save_pretrained(temporary)
+        save_adapter(model, temporary / ADAPTER_FOLDER)
+    else:
+        model.save_pretrained(temporary)
     for name, text in (extra_files or {}).items():
         (temporary / name).write_text(text)
     if folder.exists():

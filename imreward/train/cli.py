@@ -40,6 +40,11 @@ def register(subparsers) -> None:
     model.add_argument("--freeze-ratio", type=float, default=None,
                        help="freeze embeddings and this fraction of each encoder's first layers "
                             "(default 0.7 with --init, 0 from scratch)")
+    model.add_argument("--lora-rank", type=int, default=None,
+                       help="train rank-R LoRA adapters on the backbone (and the head) instead of freezing layers")
+    model.add_argument("--lora-targets", default=None,
+                       help="comma-separated module-name suffixes for LoRA (default: attention and MLP projections)")
+    model.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale numerator (default: the rank)")
     model.add_argument("--gradient-checkpointing", action="store_true")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=1)
@@ -69,6 +74,9 @@ def register(subparsers) -> None:
     run.add_argument("--no-tensorboard", action="store_true")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train_command)
+    from imreward.train.ablation import register as register_ablation
+
+    register_ablation(subparsers)
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -77,7 +85,11 @@ def _train_command(args: argparse.Namespace) -> int:
     from imreward.cli import print_summary
     from imreward.train import TrainConfig, train
 
+    if args.lora_rank is not None and args.freeze_ratio is not None:
+        raise SystemExit("--lora-rank replaces --freeze-ratio: give one of them")
     args = apply_recipe(args)
+    if args.lora_rank is not None:
+        args.freeze_ratio = None  # a recipe's freeze ratio gives way to LoRA
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
         train_data=args.train, val_data=args.val, test_data=args.test, output_dir=args.output,
@@ -85,6 +97,8 @@ def _train_command(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
         grad_accum=args.grad_accum, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None, freeze_ratio=args.freeze_ratio,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+        lora_targets=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()) if args.lora_targets else None,
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         select_best=args.select_best, threads=args.threads,

@@ -26,7 +26,8 @@ class TrainConfig:
 
     ``batch_size`` counts prompts per optimizer step over all processes; each prompt contributes all
     its ranked pairs. It must divide by ``grad_accum`` times the number of processes.
-    ``freeze_ratio`` None means 0.7 (the paper's) for a pretrained init and 0 from scratch.
+    ``freeze_ratio`` None means 0.7 (the paper's) for a pretrained init and 0 from scratch;
+    ``lora_rank`` trains LoRA adapters and the head instead, the backbone frozen.
     ``eval_every``/``checkpoint_every`` None mean once per epoch.
     ``max_steps`` stops the run early; the learning-rate schedule still spans all ``epochs``.
     ``select_best`` picks the best checkpoint by validation pair ``accuracy`` (ties: lower loss) or ``loss``.
@@ -52,6 +53,9 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0
     select_best: str = "accuracy"
     freeze_ratio: float | None = None
+    lora_rank: int | None = None  # LoRA adapters of this rank instead of freezing (imreward.train.lora)
+    lora_targets: tuple[str, ...] | None = None  # module-name suffixes; default: attention and MLP projections
+    lora_alpha: float | None = None  # default: lora_rank
     precision: str = "auto"
     gradient_checkpointing: bool = False
     seed: int = 0
@@ -73,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.freeze_ratio is not None and not 0.0 <= self.freeze_ratio <= 1.0:
             raise ValueError(f"freeze_ratio must be in [0, 1], got {self.freeze_ratio}")
+        if self.lora_rank is not None and (self.lora_rank < 1 or self.freeze_ratio is not None):
+            raise ValueError("lora_rank must be at least 1, and LoRA replaces freeze_ratio: give one of them")
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

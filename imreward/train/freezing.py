@@ -20,8 +20,13 @@ class FreezeSummary:
     frozen_text_layers: int
     frozen_image_layers: int
     frozen_embeddings: bool
+    lora_rank: int | None = None
 
     def describe(self) -> str:
+        if self.lora_rank:
+            return (f"training {self.trainable:,} of {self.total:,} parameters "
+                    f"({100.0 * self.trainable / max(self.total, 1):.1f}%): rank-{self.lora_rank} LoRA adapters "
+                    "and the reward head; every backbone weight frozen")
         return (f"training {self.trainable:,} of {self.total:,} parameters "
                 f"({100.0 * self.trainable / max(self.total, 1):.1f}%); frozen: the *_proj layers"
                 + (f", the embeddings and the first {self.frozen_text_layers} text / {self.frozen_image_layers} "

@@ -29,7 +29,7 @@ from imreward.train.checkpoint import (CHECKPOINT_FILE, load_training_state, rng
                                        save_training_state, seed_everything, set_rng_state)
 from imreward.train.collapse import collapse_reason
 from imreward.train.config import TrainConfig
-from imreward.train.freezing import freeze
+from imreward.train.lora import configure_trainable, load_merged_weights
 from imreward.train.loss import pairwise_loss, warmup_cosine
 from imreward.train.metrics_log import MetricsLog
 from imreward.train.model_init import build_model
@@ -78,7 +78,7 @@ class Trainer:
         seed_everything(config.seed)
         self.model = build_model(config.init, config.model_config)
         logger.info("%d torch threads", set_threads(config.threads, self.model))
-        self.freeze_summary = freeze(self.model, config.effective_freeze_ratio)
+        self.freeze_summary = configure_trainable(self.model, config)
         logger.info(self.freeze_summary.describe())
         self.model.to(context.device)
         if config.gradient_checkpointing:
@@ -309,7 +309,7 @@ class Trainer:
             from imreward.hub import read_state_dict
 
             best = read_state_dict(best_dir / "model.safetensors")
-            self.model.load_state_dict({key: value.to(context.device) for key, value in best.items()})
+            load_merged_weights(self.model, {key: value.to(context.device) for key, value in best.items()})
             test = self.evaluate("test")
             self.metrics.write("test", progress["global_step"], {**test, "best_step": progress["best_step"]})
             logger.info("test (best checkpoint, step %d): loss %.4f, pair accuracy %.4f", progress["best_step"],

@@ -135,14 +135,16 @@ def test_benchmark_ranks_generators_and_correlates_with_human_ranks(tmp_path, co
             "--bootstrap", "100", "-q"]
     assert run_cli(argv) == 0
     result = json.loads((out / "benchmark.json").read_text())
-    assert result["ranking"] == ["g-bright", "g-mid", "g-dark"]
+    assert result["metrics"] == ["test-bright"] and result["rankings"]["test-bright"] == ["g-bright", "g-mid", "g-dark"]
     assert result["generators"]["g-mid"]["prompts_without_images"] == 1
-    assert result["generators"]["g-bright"]["images"] == 6
+    bright = result["generators"]["g-bright"]
+    assert bright["images"] == 6 and bright["test-bright"]["rank"] == 1
     expected_mean = np.mean([200 + 5 * k + i for i in range(3) for k in range(2)]) / 255
-    assert result["generators"]["g-bright"]["mean"] == pytest.approx(expected_mean, abs=2e-3)
-    assert result["win_rate"]["g-bright"]["g-dark"] == 1.0 and result["win_rate"]["g-dark"]["g-mid"] == 0.0
-    assert result["win_rate"]["g-bright"]["g-bright"] is None
+    assert bright["test-bright"]["value"] == pytest.approx(expected_mean, abs=2e-3)
+    win_rate = result["win_rate"]["test-bright"]
+    assert win_rate["g-bright"]["g-dark"] == 1.0 and win_rate["g-dark"]["g-mid"] == 0.0
+    assert win_rate["g-bright"]["g-bright"] is None
     # model ranks (1, 2, 3) vs human ranks (1, 3, 2): rho = 1 - 6 * 2 / (3 * 8) = 0.5
-    assert result["human_spearman"]["rho"] == pytest.approx(0.5)
+    assert result["human_spearman"]["test-bright"] == pytest.approx(0.5)
     assert (out / "benchmark.md").read_text().count("| g-") >= 6 and (out / "benchmark.png").is_file()
     assert run_cli(argv) == 0 and loads["test-bright"] == 1  # the re-run is served by the cache

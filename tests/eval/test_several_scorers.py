@@ -44,10 +44,10 @@ def test_benchmark_with_each_scorer_in_one_cache_keeps_their_scores_apart(tmp_pa
                         str(tmp_path / "gens"), "--model", model, "--cache", str(tmp_path / "cache.sqlite"),
                         "-o", str(out), "--bootstrap", "20", "-q", "--device", "cpu"]) == 0
         result = json.loads((out / "benchmark.json").read_text())
-        rankings[model] = result["ranking"]
+        rankings[model] = result["rankings"][model]
         expected = [registered[model].score(f"benchmark prompt {i}", tmp_path / "gens" / "g-dark" / f"{i}_0.png")
                     for i in range(2)]
-        assert result["generators"]["g-dark"]["mean"] == pytest.approx(sum(expected) / 2, abs=1e-4)
+        assert result["generators"]["g-dark"][model]["value"] == pytest.approx(sum(expected) / 2, abs=1e-4)
     assert rankings["bright"] == ["g-bright", "g-dark"] and rankings["dark"] == ["g-dark", "g-bright"]
 
 
