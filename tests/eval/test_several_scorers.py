@@ -83,4 +83,4 @@ def test_benchmark_with_hpsv3_on_images_of_different_shapes(tmp_path, monkeypatc
     result = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     for generator in ("g-wide", "g-tall"):
         alone = [hpsv3.score(p["prompt"], tmp_path / "gens" / generator / f"{p['id']}_0.png") for p in prompts]
-        assert result["generators"][generator]["mean"] == pytest.approx(sum(alone) / 2, abs=1e-5)
+        assert result["generators"][generator]["hpsv3"]["value"] == pytest.approx(sum(alone) / 2, abs=1e-5)
