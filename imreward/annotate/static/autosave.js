@@ -23,13 +23,24 @@ const Autosave = (() => {
     return response.json();
   }
 
+  let pending = 0;
+  let failure = null;
+
+  // "Saved" only once every queued change is saved (an earlier save finishing says nothing of later ones).
   function post(url, body) {
+    pending += 1;
     showStatus("Saving…");
     const request = queue.then(() => send(url, body));
     queue = request.then(
-      () => showStatus("Saved"),
-      (error) => showStatus(`Not saved: ${error.message}`, true),
-    );
+      () => {},
+      (error) => { failure = error; },
+    ).then(() => {
+      pending -= 1;
+      if (pending > 0) return;
+      if (failure) showStatus(`Not saved: ${failure.message}`, true);
+      else showStatus("Saved");
+      failure = null;
+    });
     return request;
   }
 
