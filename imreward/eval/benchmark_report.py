@@ -3,7 +3,6 @@ per generator with intervals, ranks and Spearman's rho to the human ranking) and
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -103,11 +102,7 @@ def plot_benchmark(result: dict[str, Any], path: Path) -> None:
 
 
 def write_benchmark(result: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / BENCHMARK_JSON, "markdown": output_dir / BENCHMARK_MARKDOWN,
-             "figure": output_dir / BENCHMARK_FIGURE}
-    paths["json"].write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(benchmark_markdown(result), encoding="utf-8")
-    plot_benchmark(result, paths["figure"])
-    return paths
+    from imreward.eval.report import write_outputs
+
+    return write_outputs(output_dir, {"json": BENCHMARK_JSON, "markdown": BENCHMARK_MARKDOWN,
+                                      "figure": BENCHMARK_FIGURE}, result, benchmark_markdown(result), plot_benchmark)

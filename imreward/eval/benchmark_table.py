@@ -8,7 +8,6 @@ scorer or a benchmark to a table computes only the new scores. Written as ``tabl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,11 +133,7 @@ def plot_table(result: dict[str, Any], path: Path) -> None:
 
 
 def write_table(result: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / TABLE_JSON, "markdown": output_dir / TABLE_MARKDOWN,
-             "figure": output_dir / TABLE_FIGURE}
-    paths["json"].write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(markdown_table(result), encoding="utf-8")
-    plot_table(result, paths["figure"])
-    return paths
+    from imreward.eval.report import write_outputs
+
+    return write_outputs(output_dir, {"json": TABLE_JSON, "markdown": TABLE_MARKDOWN, "figure": TABLE_FIGURE},
+                         result, markdown_table(result), plot_table)

@@ -4,6 +4,7 @@ PNG figure (metric bars with bootstrap intervals, score distributions)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,23 @@ def plot_report(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_reports(run: EvaluationRun, output_dir: str | Path, data: str = "", images: str = "") -> dict[str, Path]:
-    """Write report.json, report.md and (when any prompt was evaluated) report.png; returns their paths."""
+def write_outputs(output_dir: str | Path, names: dict[str, str], result: dict[str, Any], markdown: str,
+                  plot: Callable[[dict[str, Any], Path], None] | None) -> dict[str, Path]:
+    """Write ``result`` as JSON, ``markdown``, and (given ``plot``) the figure into ``output_dir``
+    under ``names`` ({"json", "markdown", "figure"} -> file name); returns the paths written."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary = run_summary(run, data, images)
-    paths = {"json": output_dir / REPORT_JSON, "markdown": output_dir / REPORT_MARKDOWN}
-    paths["json"].write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(markdown_report(summary), encoding="utf-8")
-    if summary["metrics"]:
-        paths["figure"] = output_dir / REPORT_FIGURE
-        plot_report(summary, paths["figure"])
+    paths = {"json": output_dir / names["json"], "markdown": output_dir / names["markdown"]}
+    paths["json"].write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(markdown, encoding="utf-8")
+    if plot is not None:
+        paths["figure"] = output_dir / names["figure"]
+        plot(result, paths["figure"])
     return paths
+
+
+def write_reports(run: EvaluationRun, output_dir: str | Path, data: str = "", images: str = "") -> dict[str, Path]:
+    """Write report.json, report.md and (when any prompt was evaluated) report.png; returns their paths."""
+    summary = run_summary(run, data, images)
+    return write_outputs(output_dir, {"json": REPORT_JSON, "markdown": REPORT_MARKDOWN, "figure": REPORT_FIGURE},
+                         summary, markdown_report(summary), plot_report if summary["metrics"] else None)

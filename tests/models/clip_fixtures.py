@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from imreward._clip_vocab import bytes_to_unicode
+
 REPO = Path(__file__).resolve().parents[2]
 LOGIT_SCALE = math.log(100.0)  # the value CLIP models end training at; gives PickScore its usual range
 
@@ -80,19 +82,6 @@ def write_pickscore(folder: Path, config: dict, state: dict[str, torch.Tensor]) 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"), {"format": "pt"})
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's reversible byte -> printable character table (GPT-2's)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, codes)))
 
 
 def write_clip_processor(folder: Path, bpe_file: Path) -> None:
