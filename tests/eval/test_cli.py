@@ -1,10 +1,10 @@
 """The ``eval`` and ``benchmark`` commands end to end on generated stand-in data with tiny scorers."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_subcommand
 from eval.eval_helpers import BrightnessScorer, write_gray_png
 
 import imreward
@@ -13,10 +13,7 @@ from imreward.testing import tiny_model
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="imreward")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return run_subcommand(register, argv)
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """``benchmark`` with several registered scorers sharing one cache, and ``eval`` with tiny ImageReward scorers."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_subcommand
 from eval.eval_helpers import BrightnessScorer, write_gray_png
 from PIL import Image
 from tiny_hpsv3 import load_tiny_hpsv3, write_checkpoint
@@ -15,10 +15,7 @@ from imreward.testing import tiny_model
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="imreward")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return run_subcommand(register, argv)
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """``imreward train-ablation``: the freezing / LoRA grid on one dataset, one table and plot."""
 
-import argparse
 import json
 
 import pytest
+from cli_helpers import run_subcommand
 from train.conftest import tiny_run
 
 from imreward.testing import tiny_model
@@ -12,10 +12,7 @@ from imreward.train.cli import register
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="imreward")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return run_subcommand(register, argv)
 
 
 def test_the_grid_trains_each_setting_with_the_same_seed_and_tabulates_it(synthetic_data, tmp_path, capsys):
