@@ -112,5 +112,7 @@ def test_admin_actions_are_audited(admin):
         assert [(e.action, e.actor.username) for e in entries] == [
             ("assign", "admin"), ("create_user", "admin"), ("unassign", "admin"), ("delete_prompts", "admin")
         ]
-    audit = client.get("/admin").text.split('id="audit"')[1]
+    page = client.get("/admin").text
+    assert "<title>Admin · imreward annotate</title>" in page and page.count('id="audit"') == 1
+    audit = page.split('id="audit"')[1]
     assert "delete_prompts" in audit and "&#39;p2&#39;" in audit
