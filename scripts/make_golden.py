@@ -86,9 +86,10 @@ def write_images(folder: Path) -> list[str]:
     return sorted(images)
 
 
-def load_original(vocab: Path):
-    """Import the original package without its __init__ (which pulls CLIP, diffusers and datasets)."""
-    sys.modules.setdefault("clip", types.ModuleType("clip"))
+def import_original(vocab: Path):
+    """The original package without its __init__ (which pulls CLIP, diffusers and datasets), with
+    BLIP's tokenizer read from a local vocab.txt; returns its ``utils`` and ``blip_pretrain`` modules.
+    Import or stub ``clip`` first."""
     spec = importlib.util.find_spec("ImageReward")
     package = types.ModuleType("ImageReward")
     package.__path__ = list(spec.submodule_search_locations)
@@ -104,8 +105,15 @@ def load_original(vocab: Path):
         return tokenizer
 
     blip_pretrain.init_tokenizer = offline_tokenizer
-    from ImageReward.utils import load
-    return load
+    import ImageReward.utils as utils
+    return utils, blip_pretrain
+
+
+def load_original(vocab: Path):
+    """The original's ``load``; ``clip`` is stubbed (ImageReward itself does not use it)."""
+    sys.modules.setdefault("clip", types.ModuleType("clip"))
+    utils, _ = import_original(vocab)
+    return utils.load
 
 
 def seeded_weights_module():

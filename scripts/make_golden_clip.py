@@ -24,10 +24,8 @@ import argparse
 import importlib.util
 import json
 import os
-import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -118,27 +116,13 @@ def write(out: Path, name: str, golden: dict) -> None:
 # ---- image-reward 1.5 (CLIP, BLIP, Aesthetic) and PickScore -------------------------------------
 
 def import_image_reward(vocab: Path):
-    """The original package without its __init__ (which pulls diffusers and datasets), with BLIP's
-    tokenizer read from a local vocab.txt and downloads of files already present skipped."""
+    """The original package (``make_golden.import_original``) with OpenAI's CLIP, and downloads of
+    files already present skipped."""
     import clip
+    from make_golden import import_original
 
     clip.clip._download = lambda url, root: os.path.join(root, os.path.basename(url))  # skip the checksum
-    spec = importlib.util.find_spec("ImageReward")
-    package = types.ModuleType("ImageReward")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["ImageReward"] = package
-    import ImageReward.models.BLIP.blip_pretrain as blip_pretrain
-    import ImageReward.utils as utils
-    from transformers import BertTokenizer
-
-    def offline_tokenizer():
-        tokenizer = BertTokenizer(str(vocab))
-        tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-        tokenizer.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
-        tokenizer.enc_token_id = tokenizer.additional_special_tokens_ids[0]
-        return tokenizer
-
-    blip_pretrain.init_tokenizer = offline_tokenizer
+    utils, blip_pretrain = import_original(vocab)
     utils.ImageReward_download = lambda url, root: os.path.join(root, os.path.basename(url))
     return utils, blip_pretrain
 
