@@ -42,6 +42,13 @@ class PilPreprocessor:
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
+    @property
+    def cache_key(self) -> tuple:
+        """Equal for preprocessors that give the same tensor for every image (score-dataset then
+        preprocesses each image once for all of them)."""
+        return (type(self).__name__, getattr(self, "resize_to", self.size), self.size,
+                tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode in CONVERT_BEFORE_RESIZE:
             image = image.convert(CONVERT_BEFORE_RESIZE[image.mode])
@@ -76,17 +83,15 @@ def preprocess_tensor(pixels: torch.Tensor, size: int, mean: Sequence[float], st
     return (pixels - mean) / std
 
 
-class HFCLIPPilPreprocessor:
+class HFCLIPPilPreprocessor(PilPreprocessor):
     """PIL image -> normalised [3, size, size] as transformers' ``CLIPImageProcessor`` does it (the
     preprocessing of hub CLIP repos such as laion/CLIP-ViT-H-14-laion2B-s32B-b79K): convert to RGB
     first, bicubic resize of the shorter side, then a centre crop whose offsets round down (torchvision
     rounds to nearest, so the two differ by a pixel for some sizes)."""
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], resize_to: int | None = None) -> None:
-        self.size = size
+        super().__init__(size, mean, std)
         self.resize_to = resize_to or size  # the processor's shortest_edge; the crop is ``size``
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = image if image.mode == "RGB" else image.convert("RGB")

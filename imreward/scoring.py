@@ -138,7 +138,7 @@ class RewardScorer(nn.Module):
         if decode == "gpu" and self.device.type != "cuda":
             warnings.warn("decode='gpu' needs a model on a CUDA device; decoding with Pillow", stacklevel=2)
             decode = "pil"
-        if decode == "gpu" and not isinstance(self.pil_preprocess, PilPreprocessor):
+        if decode == "gpu" and type(self.pil_preprocess) is not PilPreprocessor:  # its resize and crop only
             warnings.warn(f"decode='gpu' makes square {self.image_size} px tensors, which {type(self).__name__} "
                           "does not take; decoding with Pillow", stacklevel=2)
             decode = "pil"

@@ -16,45 +16,60 @@ side is already 224 (it skips the padding and fails) is padded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from imreward.errors import CheckpointError
 from imreward.hub import hub_file
-from imreward.image_io import ImageInput, load_image
 from imreward.models._clip_backbone import OpenClipScore, build_open_clip, place
+from imreward.preprocess import PilPreprocessor
 
 HPS_REPO = "xswu/HPSv2"
 HPS_FILES = {"HPSv2": "HPS_v2_compressed.pt", "HPSv2.1": "HPS_v2.1_compressed.pt"}
 HPS_ARCHITECTURE = "ViT-H-14"  # open_clip's config; HPSv2 was fine-tuned from laion2B-s32B-b79K
 
 
+def resize_and_pad(pixels: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """The package's transform on pixels [B, 3, H, W] in [0, 1] -> normalised [B, 3, size, size]."""
+    height, width = pixels.shape[-2:]
+    scale = size / max(height, width)
+    new_height, new_width = round(height * scale), round(width * scale)
+    if scale != 1.0:
+        pixels = TF.resize(pixels, [new_height, new_width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    pad_height, pad_width = size - new_height, size - new_width
+    pixels = TF.pad(pixels, [pad_width // 2, pad_height // 2, pad_width - pad_width // 2,
+                             pad_height - pad_height // 2], fill=0.0)
+    return TF.normalize(pixels, mean, std)
+
+
+class HPSPilPreprocessor(PilPreprocessor):
+    """PIL image -> normalised [3, S, S] by the package's transform: RGB, to float, resize the longer
+    side, pad (``resize_and_pad``)."""
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = TF.to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        return resize_and_pad(pixels[None], self.size, self.mean.flatten().tolist(), self.std.flatten().tolist())[0]
+
+
 class HPSScore(OpenClipScore):
     """HPSv2 / HPSv2.1: cosine of the normalised open_clip image and prompt embeddings."""
 
-    def preprocess(self, image: ImageInput) -> torch.Tensor:
-        """The package's transform: RGB, to float, resize the longer side, pad, normalise -> [3, S, S]."""
-        image = load_image(image, self.max_pixels)
-        pixels = TF.to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
-        return self.preprocess_pixels(pixels[None])[0]
+    @property
+    def pil_preprocess(self) -> HPSPilPreprocessor:
+        if getattr(self, "_pil_preprocess", None) is None:
+            self._pil_preprocess = HPSPilPreprocessor(self.image_size, self.image_mean, self.image_std)
+        return self._pil_preprocess
 
     def preprocess_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels [B, 3, H, W] in [0, 1] -> normalised [B, 3, S, S]; the same path as ``preprocess``,
+        """Pixels [B, 3, H, W] in [0, 1] -> normalised [B, 3, S, S]; the same path as ``pil_preprocess``,
         so ``score_tensor`` equals ``score`` up to the 8-bit rounding of decoded images."""
-        height, width = pixels.shape[-2:]
-        scale = self.image_size / max(height, width)
-        new_height, new_width = round(height * scale), round(width * scale)
-        if scale != 1.0:
-            pixels = TF.resize(pixels, [new_height, new_width], interpolation=InterpolationMode.BICUBIC,
-                               antialias=True)
-        pad_height, pad_width = self.image_size - new_height, self.image_size - new_width
-        pixels = TF.pad(pixels, [pad_width // 2, pad_height // 2, pad_width - pad_width // 2,
-                                 pad_height - pad_height // 2], fill=0.0)
-        return TF.normalize(pixels, self.image_mean, self.image_std)
+        return resize_and_pad(pixels, self.image_size, self.image_mean, self.image_std)
 
 
 def read_hps_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

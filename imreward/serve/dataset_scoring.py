@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from imreward.image_io import DEFAULT_MAX_PIXELS, WEB_FORMATS, load_image
-from imreward.preprocess import PilPreprocessor
 from imreward.scoring import RewardScorer, Scorer, batch_images
 from imreward.serve.dataset_inputs import ScoringRow, image_source, read_rows
 
@@ -53,10 +52,11 @@ def result_schema(columns: list[str]) -> pa.Schema:
 def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Callable | None], dict[str, Hashable]]:
     """The distinct PIL preprocessings of ``models`` and which one each model uses.
 
-    Scorers whose ``PilPreprocessor`` has the same size, mean and std share one tensor per image, and
-    so do scorers whose ``pil_preprocess`` is a ``functools.partial`` of the same function and
-    (hashable) arguments (HPSv3's patches); a scorer without ``pil_preprocess`` (only the ``Scorer``
-    protocol) gets the decoded image.
+    Scorers whose ``pil_preprocess`` has the same ``cache_key`` (the preprocessors of
+    ``imreward.preprocess``: kind, sizes, mean and std) share one tensor per image, and so do scorers
+    whose ``pil_preprocess`` is a ``functools.partial`` of the same function and (hashable) arguments
+    (HPSv3's patches); a scorer without ``pil_preprocess`` (only the ``Scorer`` protocol) gets the
+    decoded image.
     """
     slots: dict[Hashable, Callable | None] = {}
     slot_of: dict[str, Hashable] = {}
@@ -64,10 +64,8 @@ def preprocessing_slots(models: dict[str, Scorer]) -> tuple[dict[Hashable, Calla
         preprocess = getattr(model, "pil_preprocess", None)
         if preprocess is None:
             slot = PIL_IMAGE
-        elif isinstance(preprocess, PilPreprocessor):
-            slot = (preprocess.size, *(tuple(stat.flatten().tolist()) for stat in (preprocess.mean, preprocess.std)))
         else:
-            slot = _partial_key(preprocess) or id(preprocess)
+            slot = getattr(preprocess, "cache_key", None) or _partial_key(preprocess) or id(preprocess)
         slots.setdefault(slot, preprocess)
         slot_of[name] = slot
     return slots, slot_of

@@ -125,6 +125,28 @@ def test_hpsv2_equals_the_hpsv2_package(hps, goldens):
     assert math.isfinite(hps.score(next(iter(expected["tokens"])), GOLDEN / "images" / "rgba_500x300.png"))
 
 
+def test_hpsv2_preprocessing_is_its_own_everywhere_and_obeys_the_format_allow_list(hps):
+    """score-dataset, training and the server use ``pil_preprocess`` and ``preprocess``, not only ``score``."""
+    from PIL import Image
+
+    from imreward.errors import ImageLoadError
+    from imreward.image_io import WEB_FORMATS
+
+    image = Image.open(GOLDEN / "images" / "rgb_480x640.jpg")
+    padded = hps.pil_preprocess(image)
+    assert padded.shape == (3, hps.image_size, hps.image_size)
+    assert torch.equal(padded, hps.preprocess(GOLDEN / "images" / "rgb_480x640.jpg"))
+    black = -torch.tensor(hps.image_mean) / torch.tensor(hps.image_std)  # the short side is padded, not cropped
+    for row, column in ((0, 0), (-1, -1)):
+        torch.testing.assert_close(padded[:, row, column], black)
+    hps.image_formats = WEB_FORMATS
+    try:
+        with pytest.raises(ImageLoadError, match="GIF"):
+            hps.preprocess(GOLDEN / "images" / "p_320x256.gif")
+    finally:
+        del hps.image_formats
+
+
 @pytest.mark.parametrize("fixture", ["hps", "pickscore"])
 def test_score_tensor_is_differentiable_and_close_to_the_file_path(fixture, request):
     scorer = request.getfixturevalue(fixture)
