@@ -82,10 +82,11 @@ class MPS(RewardScorer):
         text_tokens = clip.text_projection(text.last_hidden_state)
         text_embeds = clip.text_projection(text.pooler_output)
         image_tokens = clip.visual_projection(clip.vision_model(pixel_values=pixel_values).last_hidden_state)
-        condition_ids = self._tokenize([self.condition]).to(input_ids.device).expand_as(input_ids)
-        condition_tokens = clip.text_projection(clip.text_model(input_ids=condition_ids).last_hidden_state)
+        # The condition is the same text for every item: encoded once per forward, at batch size 1.
+        condition_ids = self._tokenize([self.condition]).to(input_ids.device)
+        condition_tokens = clip.text_projection(clip.text_model(input_ids=condition_ids).last_hidden_state)[0]
         # How much each prompt token resembles its closest condition token, relative to the best one.
-        similarity = torch.einsum("bid,bjd->bji", text_tokens, condition_tokens).amax(dim=1, keepdim=True)
+        similarity = torch.einsum("bid,jd->bji", text_tokens, condition_tokens).amax(dim=1, keepdim=True)
         similarity = similarity / similarity.amax(dim=(1, 2), keepdim=True)
         bias = torch.where(similarity > CONDITION_THRESHOLD, 0.0, float("-inf")).to(similarity.dtype)
         fused = self.cross_model(image_tokens, text_tokens, bias.expand(-1, image_tokens.shape[1], -1))[:, 0]
