@@ -28,12 +28,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def parameter_count(modules: nn.Module | Iterable[nn.Module]) -> int:
-    modules = [modules] if isinstance(modules, nn.Module) else list(modules)
+def parameter_count(models: object | Iterable[object]) -> int | None:
+    """Parameters of the ``nn.Module`` among ``models`` (None when there is none: a scorer that only
+    follows the ``Scorer`` protocol has no size to go by)."""
+    models = [models] if isinstance(models, nn.Module) or not isinstance(models, Iterable) else list(models)
+    modules = [model for model in models if isinstance(model, nn.Module)]
+    if not modules:
+        return None
     return sum(parameter.numel() for module in modules for parameter in module.parameters())
 
 
-def choose_threads(requested: int | None = None, models: nn.Module | Iterable[nn.Module] | None = None) -> int | None:
+def choose_threads(requested: int | None = None, models: object | Iterable[object] | None = None) -> int | None:
     """The thread count to use, or None to keep torch's current setting.
 
     In order: ``requested`` (``--threads``) wins; an ``OMP_NUM_THREADS`` in the environment is the
@@ -46,12 +51,13 @@ def choose_threads(requested: int | None = None, models: nn.Module | Iterable[nn
         return requested
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    if models is not None and parameter_count(models) < SMALL_MODEL_PARAMETERS:
+    size = parameter_count(models) if models is not None else None
+    if size is not None and size < SMALL_MODEL_PARAMETERS:
         return 1
     return max(1, available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def set_threads(requested: int | None = None, models: nn.Module | Iterable[nn.Module] | None = None) -> int:
+def set_threads(requested: int | None = None, models: object | Iterable[object] | None = None) -> int:
     """Apply ``choose_threads`` to torch; returns the thread count now in use."""
     threads = choose_threads(requested, models)
     if threads is not None:

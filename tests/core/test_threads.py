@@ -51,3 +51,16 @@ def test_every_command_takes_threads(command):
     assert build_parser().parse_args(command).threads is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(command + ["--threads", "0"])
+
+
+def test_a_scorer_without_parameters_gets_the_default_for_unknown_sizes(monkeypatch):
+    """A ``module:function`` scorer need not be an ``nn.Module``: it has no size to go by."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+
+    class ProtocolOnlyScorer:
+        def score(self, prompt, image):
+            return 0.0
+
+    assert choose_threads(None, ProtocolOnlyScorer()) == choose_threads(None, None)
+    assert choose_threads(None, [ProtocolOnlyScorer(), torch.nn.Linear(2, 2)]) == 1
