@@ -39,7 +39,7 @@ import score_dataset_throughput  # noqa: E402
 import serve_load  # noqa: E402
 import train_throughput  # noqa: E402
 from gpu_report import PEAK_SOURCE, SuiteReport, peak_bf16_tflops  # noqa: E402
-from scoring_throughput import time_forward, time_original, write_images  # noqa: E402
+from scoring_throughput import synchronize, time_forward, time_original, write_images  # noqa: E402
 
 import imreward  # noqa: E402
 from imreward.config import ImageRewardConfig  # noqa: E402
@@ -54,11 +54,6 @@ MODES = {"float32": (torch.float32, False), "tf32": (torch.float32, True), "bflo
          "float16": (torch.float16, False)}
 PARITY_LIMIT = 1e-4
 DISTINCT_FILES = 64  # images generated per size; the files repeat them (decoding costs the same)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @contextlib.contextmanager
@@ -110,9 +105,10 @@ class Suite:
         images = sorted(GOLDEN_IMAGES.iterdir())
         prompts = [prompt for prompt in PROMPTS for _ in images]
         files = images * len(PROMPTS)
-        cpu = torch.tensor(self.model("float32", "cpu").score_batch(prompts, files, batch_size=16))
+        cpu_model, device_model = self.model("float32", "cpu"), self.model("float32")
+        cpu = torch.tensor(cpu_model.score_batch(prompts, files, batch_size=16))
         results: dict = {"pairs": len(files)}
-        reference = torch.tensor(self.model("float32").score_batch(prompts, files, batch_size=16))
+        reference = torch.tensor(device_model.score_batch(prompts, files, batch_size=16))
         difference = (reference - cpu).abs()
         results["device_fp32_vs_cpu_fp32"] = {"max_abs": float(difference.max()), "mean_abs": float(difference.mean()),
                                               "within_1e-4": bool(difference.max() <= PARITY_LIMIT)}
@@ -121,19 +117,19 @@ class Suite:
             difference = (scores - reference).abs()
             results[f"{dtype}_vs_fp32"] = {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())}
         results["score_std_fp32"] = float(reference.std())
-        results["score_tensor_gradients"] = self.gradients()
+        results["score_tensor_gradients"] = self.gradients(cpu_model, device_model)
         checks = [results["device_fp32_vs_cpu_fp32"]["within_1e-4"], results["score_tensor_gradients"]["finite"],
                   results["score_tensor_gradients"]["match"]]
         results["status"] = "ok" if all(checks) else "failed"
         return results
 
-    def gradients(self) -> dict:
+    def gradients(self, cpu_model, device_model) -> dict:
+        """``score_tensor`` input gradients of the same fp32 model on the CPU and on the device."""
         size = 64 if self.args.smoke else 256
         pixels = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
         grads = []
-        for device in ("cpu", self.device):
-            model = self.model("float32", device)
-            given = pixels.clone().to(device).requires_grad_()
+        for model in (cpu_model, device_model):
+            given = pixels.clone().to(model.device).requires_grad_()
             model.score_tensor(given, PROMPTS[:2]).sum().backward()
             grads.append(given.grad.detach().cpu())
         difference = float((grads[0] - grads[1]).abs().max())
@@ -147,10 +143,10 @@ class Suite:
         args, device = self.args, self.device
         count = max(16, args.original_images) if args.original_python else 16
         paths = write_images(self.scratch, count, size=64 if args.smoke else 512)
-        model = self.model("float32")
-        pixels = torch.stack([model.preprocess(path) for path in paths])
-        text = model.encode_prompts([PROMPTS[0]])
-        flops = self.flops_per_image(model, pixels, text)
+        fp32_model = self.model("float32")  # also timed as float32 and tf32 (same weights)
+        pixels = torch.stack([fp32_model.preprocess(path) for path in paths])
+        text = fp32_model.encode_prompts([PROMPTS[0]])
+        flops = self.flops_per_image(fp32_model, pixels, text)
         peak = peak_bf16_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
         rows = []
         for mode, (dtype, use_tf32) in MODES.items():
@@ -159,7 +155,7 @@ class Suite:
                 variants.append(("compile", "default"))
                 if device.type == "cuda":
                     variants.append(("compile+cuda_graphs", "reduce-overhead"))
-            model = self.model(dtype)
+            model = fp32_model if dtype == torch.float32 else self.model(dtype)
             for variant, compile_mode in variants:
                 try:  # a variant that fails (a compile error, out of memory) costs only its own rows
                     with tf32(use_tf32):
@@ -169,6 +165,8 @@ class Suite:
                 torch._dynamo.reset()
             del model
             free_memory()
+        del fp32_model
+        free_memory()
         results: dict = {"flops_per_image": flops, "gflop_per_image": round(flops / 1e9, 2),
                          "peak_bf16_tflops": peak, "rows": rows}
         timed = [row for row in rows if row["mode"] == "bfloat16" and "images_per_s" in row]
@@ -239,15 +237,14 @@ class Suite:
             results[f"gpu_jpeg_decode_{size}px"] = self.gpu_decode(model, paths)
             del model
             free_memory()
-            command = ["--model", str(self.prepare()), "--device", str(self.device), "--dtype", args.files_dtype,
-                       "--images", str(args.files), "--image-size", str(size), "--batch-size",
-                       str(args.files_batch_size), "--png-every", "0", "--distinct", str(DISTINCT_FILES)]
-            command += ["--num-workers", "0"] if args.smoke else []
-            report = score_dataset_throughput.run(score_dataset_throughput.build_parser().parse_args(command))
-            if report["status"] != 0:
-                raise RuntimeError(f"score-dataset exited with status {report['status']}")
+            options = argparse.Namespace(batch_size=args.files_batch_size, device=str(self.device),
+                                         dtype=args.files_dtype, num_workers=0 if args.smoke else None)
+            status, seconds = score_dataset_throughput.run_score_dataset(  # on the files written above
+                manifest, [str(self.prepare())], self.scratch / f"scores{size}.parquet", options)
+            if status != 0:
+                raise RuntimeError(f"score-dataset exited with status {status}")
             results["rows"].append({"path": "score-dataset", "image_size": size, "images": args.files,
-                                    "dtype": args.files_dtype, "images_per_s": report["images_per_s"]})
+                                    "dtype": args.files_dtype, "images_per_s": round(args.files / seconds, 1)})
         return results
 
     def gpu_decode(self, model, paths: list[str]) -> dict:

@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     better = torch.tensor([b for b, _ in pairs], device=device)
     worse = torch.tensor([w for _, w in pairs], device=device)
     rows = []
+    if on_gpu:  # each row's peak is its own, not what the process allocated before (the GPU suite runs others first)
+        torch.cuda.reset_peak_memory_stats(device)
     for ratio in args.freeze_ratios:
         summary = freeze(model, ratio)
         for name, step in (("grouped", grouped_step), ("per_pair", per_pair_step)):
