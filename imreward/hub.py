@@ -153,8 +153,9 @@ def scorer_info(name: str) -> ScorerInfo:
 
 def load_score(name: str, device: str | torch.device | None = None, download_root: str | None = None,
                **kwargs: Any):
-    """Load any registered scorer (ImageReward models and the baselines) by name."""
-    return _registered_factory(name)(name, device=device, download_root=download_root, **kwargs)
+    """Load any registered scorer (ImageReward models and the baselines) by name; an option its factory
+    does not take is a ``ScorerOptionError`` naming it, as in ``load_scorer``."""
+    return _call_factory(_registered_factory(name), name, name, device=device, download_root=download_root, **kwargs)
 
 
 def _registered_factory(name: str) -> Callable[..., Any]:

@@ -20,7 +20,7 @@ import msgpack
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from imreward.normalize import PROMPT_ZSCORE
+from imreward.normalize import NORMALIZATIONS, PROMPT_ZSCORE
 from imreward.serve.settings import ServeSettings
 
 JSON_TYPES = ("application/json",)
@@ -28,7 +28,7 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 MULTIPART_TYPE = "multipart/form-data"
 MAX_PROMPT_CHARS = 10_000
 REQUEST_FIELDS = frozenset({"prompts", "prompt", "images", "model", "normalize"})
-NORMALIZE_VALUES = ("none", PROMPT_ZSCORE, "prompt")
+NORMALIZE_VALUES = (*NORMALIZATIONS, "prompt")  # "prompt": short for prompt-zscore
 
 
 class RequestError(Exception):
