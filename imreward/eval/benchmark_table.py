@@ -8,6 +8,7 @@ scorer or a benchmark to a table computes only the new scores. Written as ``tabl
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from imreward.eval.benchmarks import RULE_TEXT, Benchmark, benchmark_accuracy, rule_of
 from imreward.eval.cache import ScoreCache
 from imreward.eval.data import read_evaluation_data
-from imreward.eval.runner import cached_scores
+from imreward.eval.runner import score_prompts
 
 TABLE_JSON, TABLE_MARKDOWN, TABLE_FIGURE = "table.json", "table.md", "table.png"
 
@@ -31,47 +32,28 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
         get_scorer: loads a scorer by spec; called only for a scorer with uncached scores, once.
         data: local copies by benchmark name, read instead of the benchmark's hub dataset.
     """
-    loaded: dict[str, Any] = {}
-
-    def scorer_for(spec: str) -> Callable[[], Any]:
-        def load() -> Any:
-            if spec not in loaded:
-                loaded[spec] = get_scorer(spec)
-            return loaded[spec]
-        return load
-
     result: dict[str, Any] = {"tie_rule": tie_rule, "confidence": confidence, "n_resamples": n_resamples,
                               "seed": seed, "scorers": list(scorer_specs), "benchmarks": {}}
+    get_scorer = functools.cache(get_scorer)  # one load per scorer over all benchmarks
     with ScoreCache(cache_path) as cache:
         for benchmark in benchmarks:
             source = (data or {}).get(benchmark.name, benchmark.dataset)
             prompts, skipped = read_evaluation_data(source, split=benchmark.split)
-            images = [image for prompt in prompts for image in prompt.images]
-            texts = [prompt.prompt for prompt in prompts for _ in prompt.images]
-            owner = [index for index, prompt in enumerate(prompts) for _ in prompt.images]
-            flat, failed, cache_stats = {}, set(), {}
-            for spec in scorer_specs:
-                hits, misses = cache.hits, cache.misses
-                flat[spec], errors = cached_scores(scorer_for(spec), spec, images, texts, cache, batch_size, progress)
-                failed |= {owner[index] for index in errors}
-                cache_stats[spec] = {"hits": cache.hits - hits, "computed": cache.misses - misses}
+            scored = score_prompts(prompts, scorer_specs, get_scorer, cache, batch_size, progress)
             rule, average = rule_of(benchmark, tie_rule)
-            kept = [index for index in range(len(prompts)) if index not in failed]
-            rankings = [list(prompts[index].ranks) for index in kept]
+            rankings = [list(prompts[index].ranks) for index in scored.kept]
             entry: dict[str, Any] = {
                 "dataset": str(source), "split": benchmark.split, "rule": rule, "rule_text": RULE_TEXT[rule],
                 "rule_source": benchmark.paper if tie_rule == "paper" else "this tool's default",
-                "prompts_read": len(prompts), "prompts_skipped": len(skipped) + len(failed),
+                "prompts_read": len(prompts), "prompts_skipped": len(skipped) + len(scored.failed),
                 "skipped": list(skipped) + [{"id": prompts[index].prompt_id, "prompt": prompts[index].prompt,
-                                              "reason": "unreadable image"} for index in sorted(failed)],
-                "cache": cache_stats, "accuracy": {}}
+                                              "reason": "unreadable image"} for index in scored.failed],
+                "cache": {spec: {"hits": stats["hits"], "computed": stats["misses"]}
+                          for spec, stats in scored.cache_stats.items()},
+                "accuracy": {}}
             for spec in scorer_specs:
-                grouped: dict[int, list[float]] = {}
-                for index, value in zip(owner, flat[spec]):
-                    if index not in failed:
-                        grouped.setdefault(index, []).append(value)
-                accuracy = benchmark_accuracy(rankings, [grouped[index] for index in kept], rule, average,
-                                              n_resamples, confidence, seed)
+                accuracy = benchmark_accuracy(rankings, scored.scores[spec], rule, average, n_resamples, confidence,
+                                              seed)
                 entry["accuracy"][spec] = {"value": accuracy.value, "low": accuracy.low, "high": accuracy.high}
                 entry["pairs"], entry["prompts"] = accuracy.pairs, accuracy.prompts
             result["benchmarks"][benchmark.name] = entry

@@ -7,6 +7,7 @@ skips images that fail to decode); the result lists each skipped prompt with the
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,46 @@ class EvaluationRun:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PromptScores:
+    """Every scorer's scores of a prompt set, through the score cache (``score_prompts``)."""
+
+    scores: dict[str, list[list[float]]]  # spec -> for each kept prompt, its images' scores in order
+    kept: list[int]  # indices of the prompts every scorer could score
+    failed: dict[int, str]  # index of a prompt with an unreadable image -> the first such error
+    cache_stats: dict[str, dict[str, int]]  # spec -> {"hits", "misses"}
+
+
+def score_prompts(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str], get_scorer: Callable[[str], Any],
+                  cache: ScoreCache, batch_size: int = 32, progress: bool = False) -> PromptScores:
+    """Score each prompt's images with every scorer (``get_scorer(spec)`` is called at most once per
+    spec, and only when some score is not cached); a prompt with an image that fails for any scorer
+    is left out for all of them, so every scorer is compared on the same prompts."""
+    load = functools.cache(get_scorer)
+    images = [image for prompt in prompts for image in prompt.images]
+    texts = [prompt.prompt for prompt in prompts for _ in prompt.images]
+    owner = [index for index, prompt in enumerate(prompts) for _ in prompt.images]
+    flat: dict[str, list[float | None]] = {}
+    failed: dict[int, str] = {}
+    cache_stats: dict[str, dict[str, int]] = {}
+    for spec in scorer_specs:
+        hits, misses = cache.hits, cache.misses
+        flat[spec], errors = cached_scores(functools.partial(load, spec), spec, images, texts, cache, batch_size,
+                                           progress)
+        cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}
+        for index, error in errors.items():
+            failed.setdefault(owner[index], f"{images[index]}: {error}")
+    kept = [index for index in range(len(prompts)) if index not in failed]
+    scores = {}
+    for spec, values in flat.items():
+        grouped: dict[int, list[float]] = {index: [] for index in kept}
+        for index, value in zip(owner, values):
+            if index not in failed:
+                grouped[index].append(value)
+        scores[spec] = [grouped[index] for index in kept]
+    return PromptScores(scores, kept, dict(sorted(failed.items())), cache_stats)
+
+
 def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str], cache_path: str | os.PathLike,
                    device: str | None = None, download_root: str | None = None, batch_size: int = 32,
                    ks: Sequence[int] = (1, 2, 4), n_resamples: int = 1000, confidence: float = 0.95,
@@ -101,40 +142,27 @@ def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str],
     kept = list(prompts)
     run = EvaluationRun(prompts=kept, skipped=list(skipped), total_prompts=len(kept) + len(skipped),
                         settings={"ks": list(ks), "n_resamples": n_resamples, "confidence": confidence, "seed": seed})
-    images = [image for prompt in kept for image in prompt.images]
-    texts = [prompt.prompt for prompt in kept for _ in prompt.images]
-    owner = [index for index, prompt in enumerate(kept) for _ in prompt.images]
-    flat: dict[str, list[float | None]] = {}
-    failed: dict[int, str] = {}
+
+    def get_scorer(spec: str) -> Any:
+        if scorers and spec in scorers:
+            return scorers[spec]
+        from imreward.hub import load_scorer
+        from imreward.threads import set_threads
+
+        scorer = load_scorer(spec, device=device, dtype=dtype, download_root=download_root)
+        set_threads(threads, scorer)
+        return scorer
+
     with ScoreCache(cache_path) as cache:
-        for spec in scorer_specs:
-            hits, misses = cache.hits, cache.misses
-
-            def get_scorer(spec: str = spec) -> Any:
-                if scorers and spec in scorers:
-                    return scorers[spec]
-                from imreward.hub import load_scorer
-                from imreward.threads import set_threads
-
-                scorer = load_scorer(spec, device=device, dtype=dtype, download_root=download_root)
-                set_threads(threads, scorer)
-                return scorer
-
-            flat[spec], errors = cached_scores(get_scorer, spec, images, texts, cache, batch_size, progress)
-            run.cache_stats[spec] = {"hits": cache.hits - hits, "misses": cache.misses - misses}
-            for index, error in errors.items():
-                failed.setdefault(owner[index], f"{images[index]}: {error}")
-    for index, error in sorted(failed.items()):
+        scored = score_prompts(kept, scorer_specs, get_scorer, cache, batch_size, progress)
+    run.cache_stats = scored.cache_stats
+    for index, error in scored.failed.items():
         run.skipped.append({"id": kept[index].prompt_id, "prompt": kept[index].prompt, "reason": "unreadable image",
                             "images": [error]})
-    run.prompts = [prompt for index, prompt in enumerate(kept) if index not in failed]
+    run.prompts = [kept[index] for index in scored.kept]
     rankings = [list(prompt.ranks) for prompt in run.prompts]
-    for spec, values in flat.items():
-        grouped: dict[int, list[float]] = {}
-        for index, value in zip(owner, values):
-            if index not in failed:
-                grouped.setdefault(index, []).append(value)
-        run.scores[spec] = list(grouped.values())
+    for spec in scorer_specs:
+        run.scores[spec] = scored.scores[spec]
         if rankings:
             results = evaluate(rankings, run.scores[spec], ks, n_resamples, confidence, seed)
             run.metrics[spec] = {name: result.to_dict() for name, result in results.items()}
