@@ -14,7 +14,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.cli", "imreward.refl.cli",
@@ -69,11 +69,24 @@ def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
     ImageReward-only options are passed only when given, so any scorer works with the defaults."""
     import imreward
 
-    options = {"med_config": args.med_config, "max_length": args.max_length}
+    options = {name: getattr(args, name, None) for name in ("med_config", "max_length")}  # not every command has them
     scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
                                   download_root=args.download_root,
                                   **{name: value for name, value in options.items() if value is not None})
     return scorer.eval() if hasattr(scorer, "eval") else scorer
+
+
+def scorer_loader(args: argparse.Namespace) -> Callable[[str], Any]:
+    """spec -> scorer as ``load_model_from_args`` loads it, with the thread count chosen for its size
+    (for commands that take several scorers)."""
+    from imreward.threads import set_threads
+
+    def load(spec: str) -> Any:
+        scorer = load_model_from_args(args, spec)
+        set_threads(args.threads, scorer)
+        return scorer
+
+    return load
 
 
 def print_summary(summary: dict[str, Any], main_process: bool | None = None) -> None:

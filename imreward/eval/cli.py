@@ -99,15 +99,9 @@ def _benchmark_data(pairs: list[str]) -> dict[str, str]:
 
 
 def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
+    from imreward.cli import scorer_loader
     from imreward.eval.benchmark_table import run_benchmark_table, write_table
     from imreward.eval.benchmarks import resolve_benchmarks
-    from imreward.hub import load_scorer
-    from imreward.threads import set_threads
-
-    def get_scorer(spec: str):
-        scorer = load_scorer(spec, device=args.device, dtype=args.dtype, download_root=args.download_root)
-        set_threads(args.threads, scorer)
-        return scorer
 
     try:
         benchmarks = resolve_benchmarks(args.benchmarks)
@@ -115,7 +109,7 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
         raise SystemExit(f"--benchmarks: {error}") from error
     output_dir = Path(args.output_dir)
     result = run_benchmark_table(
-        benchmarks, specs, get_scorer,
+        benchmarks, specs, scorer_loader(args),
         args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
         batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
         progress=not args.quiet)

@@ -12,20 +12,6 @@ from typing import Any
 FID_CACHE_FOLDER = "fid-features"
 
 
-def _scorer_loader(args: argparse.Namespace):
-    """spec -> scorer, as every command loads one (``imreward.cli.load_model_from_args``), with the
-    thread count chosen for its size."""
-    from imreward.cli import load_model_from_args
-    from imreward.threads import set_threads
-
-    def load(spec: str) -> Any:
-        scorer = load_model_from_args(args, spec)
-        set_threads(args.threads, scorer)
-        return scorer
-
-    return load
-
-
 def _read_json(path: str, option: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -34,6 +20,7 @@ def _read_json(path: str, option: str) -> Any:
 
 
 def benchmark_from_args(args: argparse.Namespace, cache_file: str) -> int:
+    from imreward.cli import scorer_loader
     from imreward.errors import ModelDownloadError
     from imreward.eval.benchmark import read_benchmark_prompts, run_benchmark
     from imreward.eval.benchmark_report import write_benchmark
@@ -56,7 +43,7 @@ def benchmark_from_args(args: argparse.Namespace, cache_file: str) -> int:
         if args.fid_reference:
             fid = ReferenceFid(args.fid_reference, cache.parent / FID_CACHE_FOLDER, args.fid_weights,
                                args.download_root, args.device, args.batch_size)
-        result = run_benchmark(prompts, args.generations, scorers, _scorer_loader(args), cache, fid=fid,
+        result = run_benchmark(prompts, args.generations, scorers, scorer_loader(args), cache, fid=fid,
                                human_ranks=human_ranks, human_labels=labels, batch_size=args.batch_size,
                                n_resamples=args.bootstrap, fid_resamples=args.fid_bootstrap, seed=args.seed,
                                progress=not args.quiet)
