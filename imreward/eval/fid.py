@@ -203,20 +203,25 @@ class FidAgainstReference:
         trace = float(((features - mean) ** 2).sum() / (n - 1))
         return float(((mean - self.reference.mu) ** 2).sum() + trace + self.reference_trace - 2 * cross)
 
-    def fid(self, features: np.ndarray) -> float:
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """``features`` times the reference covariance's square root (what ``fid`` and ``interval`` use;
+        compute it once when calling both)."""
+        return features @ self.root
+
+    def fid(self, features: np.ndarray, projected: np.ndarray | None = None) -> float:
         if features.shape[0] < 2:
             return float("nan")
-        return self._fid(features, features @ self.root)
+        return self._fid(features, self.project(features) if projected is None else projected)
 
     def interval(self, features: np.ndarray, n_resamples: int = 100, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+                 seed: int = 0, projected: np.ndarray | None = None) -> tuple[float, float]:
         """Percentile interval of FID over resamples of the images (with replacement); the reference
         statistics are held fixed. FID is biased upwards for few images, so intervals of
         generators with different image counts are not directly comparable."""
         n = features.shape[0]
         if n < 2 or n_resamples < 1:
             return float("nan"), float("nan")
-        projected = features @ self.root
+        projected = self.project(features) if projected is None else projected
         rng = np.random.default_rng(seed)
         values = []
         for _ in range(n_resamples):
@@ -254,5 +259,7 @@ class ReferenceFid:
     def evaluate(self, paths: Sequence[Path], n_resamples: int = 100, seed: int = 0) -> dict[str, float]:
         """{"value", "low", "high", "images"}: FID of ``paths`` and its bootstrap interval over images."""
         features = self.cache.features(paths, self.errors)
-        low, high = self.metric.interval(features, n_resamples, seed=seed)
-        return {"value": self.metric.fid(features), "low": low, "high": high, "images": int(features.shape[0])}
+        projected = self.metric.project(features)
+        low, high = self.metric.interval(features, n_resamples, seed=seed, projected=projected)
+        return {"value": self.metric.fid(features, projected), "low": low, "high": high,
+                "images": int(features.shape[0])}
