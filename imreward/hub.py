@@ -240,17 +240,27 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as set now (huggingface_hub reads it once, at import)."""
+    return _env_flag("HF_HUB_OFFLINE") or bool(hub_constants.HF_HUB_OFFLINE)
+
+
+def hub_download_options(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``hf_hub_download``/``snapshot_download`` options from the environment as it is now:
+    the cache (``cache_dir``, else HF_HUB_CACHE), HF_ENDPOINT and offline mode."""
+    return {"cache_dir": os.fspath(cache_dir) if cache_dir else os.environ.get("HF_HUB_CACHE") or None,
+            "endpoint": os.environ.get("HF_ENDPOINT") or None, "local_files_only": hub_offline()}
+
+
 def hub_file(repo_id: str, filename: str, revision: str = "main", download_root: str | os.PathLike | None = None) -> Path:
     """Fetch one file from the hub (or its cache). HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE are read
     at call time; ``download_root`` replaces the cache folder."""
-    offline = _env_flag("HF_HUB_OFFLINE") or bool(hub_constants.HF_HUB_OFFLINE)
-    endpoint = os.environ.get("HF_ENDPOINT") or None
-    cache_dir = os.fspath(download_root) if download_root else None
+    options = hub_download_options(download_root)
+    offline, endpoint = options["local_files_only"], options["endpoint"]
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=offline, endpoint=endpoint))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, **options))
     except Exception as error:
-        where = cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE
+        where = options["cache_dir"] or hub_constants.HF_HUB_CACHE
         raise ModelDownloadError(
             f"could not get {filename!r} from hub repo {repo_id!r} (revision {revision}); tried "
             f"{'the cache only (HF_HUB_OFFLINE is set)' if offline else endpoint or hub_constants.ENDPOINT} "

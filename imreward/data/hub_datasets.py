@@ -54,18 +54,10 @@ def parse_dataset_id(name: str) -> HubDataset | None:
     return HubDataset(repo_id, HUB_DATASETS[repo_id], subset or None)
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") or bool(
-        constants.HF_HUB_OFFLINE)
-
-
 def _hub_options(cache_dir: str | os.PathLike | None) -> dict:
-    """HF_ENDPOINT and HF_HUB_CACHE read at call time (the library reads them once, at import)."""
-    return {"cache_dir": os.fspath(cache_dir) if cache_dir else os.environ.get("HF_HUB_CACHE") or None,
-            "endpoint": os.environ.get("HF_ENDPOINT") or None, "local_files_only": _offline(),
-            "repo_type": "dataset"}
+    from imreward.hub import hub_download_options
+
+    return {**hub_download_options(cache_dir), "repo_type": "dataset"}
 
 
 def _download(dataset: HubDataset, filename: str, cache_dir: str | os.PathLike | None) -> Path:
@@ -78,7 +70,9 @@ def _download(dataset: HubDataset, filename: str, cache_dir: str | os.PathLike |
 
 
 def _explain(dataset: HubDataset, what: str, error: Exception) -> str:
-    where = "the hub cache only (HF_HUB_OFFLINE is set)" if _offline() else "the hub and its cache"
+    from imreward.hub import hub_offline
+
+    where = "the hub cache only (HF_HUB_OFFLINE is set)" if hub_offline() else "the hub and its cache"
     return (f"could not get {what} of the dataset {dataset.repo_id} from {where}: {type(error).__name__}: {error}. "
             "Check the network (or HF_ENDPOINT), or download a local copy and pass its folder instead.")
 
