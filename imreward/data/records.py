@@ -11,11 +11,14 @@ per process, so DataLoader workers never share a handle.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class ImageReader:
         self._archives: dict[str, zipfile.ZipFile] = {}
         self._tars: dict[str, dict[str, bytes]] = {}
         self._parquet_group: tuple[str, int, dict[str, list]] | None = None
+        self._parquet_shards: dict[str, tuple[Any, list[int]]] = {}  # path -> (ParquetFile, row group starts)
         self._pid = os.getpid()
 
     def read(self, source: ImageSource) -> bytes:
@@ -126,20 +130,24 @@ class ImageReader:
                                     for member in archive if member.isfile()}
         return self._tars[path]
 
+    def _parquet_shard(self, path: str) -> tuple[Any, list[int]]:
+        """The open shard and the first row of each of its row groups (plus the row count at the end)."""
+        if path not in self._parquet_shards:
+            import pyarrow.parquet as pq
+
+            shard = pq.ParquetFile(path)
+            sizes = [shard.metadata.row_group(group).num_rows for group in range(shard.metadata.num_row_groups)]
+            self._parquet_shards[path] = shard, [0, *itertools.accumulate(sizes)]
+        return self._parquet_shards[path]
+
     def _parquet_cell(self, path: str, row: int, column: str) -> bytes:
         """One cell, decoding (and keeping) only the row group that holds it: sequential reads
         decode each row group once."""
-        import pyarrow.parquet as pq
-
-        shard = pq.ParquetFile(path)
-        first = 0
-        for group in range(shard.metadata.num_row_groups):
-            rows = shard.metadata.row_group(group).num_rows
-            if row < first + rows:
-                break
-            first += rows
-        else:
-            raise KeyError(f"row {row} is beyond the {first} rows of {path}")
+        shard, starts = self._parquet_shard(path)
+        if row >= starts[-1]:
+            raise KeyError(f"row {row} is beyond the {starts[-1]} rows of {path}")
+        group = bisect.bisect_right(starts, row) - 1
+        first = starts[group]
         cached = self._parquet_group
         if cached is None or cached[:2] != (path, group) or column not in cached[2]:
             columns = sorted({column, *(cached[2] if cached and cached[:2] == (path, group) else ())})
