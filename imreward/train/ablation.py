@@ -156,9 +156,11 @@ def _ablation_command(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from imreward.train.lora import parse_lora_targets
+
     args = apply_recipe(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()) if args.lora_targets else None
+    targets = parse_lora_targets(args.lora_targets)
     try:
         base = TrainConfig(
             train_data=args.train, val_data=args.val, test_data=args.test, output_dir=args.output,

@@ -84,6 +84,7 @@ def _train_command(args: argparse.Namespace) -> int:
 
     from imreward.cli import print_summary
     from imreward.train import TrainConfig, train
+    from imreward.train.lora import parse_lora_targets
 
     if args.lora_rank is not None and args.freeze_ratio is not None:
         raise SystemExit("--lora-rank replaces --freeze-ratio: give one of them")
@@ -98,7 +99,7 @@ def _train_command(args: argparse.Namespace) -> int:
         grad_accum=args.grad_accum, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None, freeze_ratio=args.freeze_ratio,
         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-        lora_targets=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()) if args.lora_targets else None,
+        lora_targets=parse_lora_targets(args.lora_targets),
         precision=args.precision, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         select_best=args.select_best, threads=args.threads,

@@ -29,6 +29,11 @@ ADAPTER_FOLDER = "adapter"
 HEAD_PREFIX = "head."  # the reward head's tensors in adapter_model.safetensors
 
 
+
+def parse_lora_targets(text: str | None) -> tuple[str, ...] | None:
+    """``--lora-targets``: comma-separated module-name suffixes; None (the default targets) when not given."""
+    return tuple(target.strip() for target in text.split(",") if target.strip()) if text else None
+
 def add_lora(model: ImageReward, rank: int, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS,
              alpha: float | None = None, base: str | os.PathLike | None = None) -> FreezeSummary:
     """Inject LoRA adapters of ``rank`` into ``model.blip`` in place; only adapters and head train.
