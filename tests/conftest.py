@@ -44,3 +44,17 @@ def image_files(tmp_path):
         make_image(40 + 10 * i, 60 - 5 * i, seed=i, mode=mode).save(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the whole test session (it costs seconds and about 1 GB).
+
+    Four logical CPUs on the 2-core machine, so a reading task and two actors can run at once;
+    a small object store. Tests that need Ray take this fixture and never call ``ray.init`` themselves.
+    """
+    ray = pytest.importorskip("ray")
+    context = ray.init(num_cpus=4, object_store_memory=256 * 1024 ** 2, include_dashboard=False,
+                       log_to_driver=False, configure_logging=False)
+    yield context
+    ray.shutdown()
