@@ -154,7 +154,11 @@ def scorer_info(name: str) -> ScorerInfo:
 def load_score(name: str, device: str | torch.device | None = None, download_root: str | None = None,
                **kwargs: Any):
     """Load any registered scorer (ImageReward models and the baselines) by name; an option its factory
-    does not take is a ``ScorerOptionError`` naming it, as in ``load_scorer``."""
+    does not take is a ``ScorerOptionError`` naming it, as in ``load_scorer``.
+
+    Every registered scorer takes ``checkpoint=PATH``: a local weights file (or folder, as that
+    scorer's source is published) used as is instead of the download; on the command line the
+    same is the scorer spec ``NAME=PATH``. Downloads are still checked against their checksums."""
     return _call_factory(_registered_factory(name), name, name, device=device, download_root=download_root, **kwargs)
 
 
@@ -187,11 +191,20 @@ def _call_factory(factory: Callable[..., Any], label: str, *args: Any, **kwargs:
 
 
 def _resolve_scorer(spec: str) -> tuple[str, Callable[..., Any] | None]:
-    """How ``load_scorer`` builds ``spec``: ("registered" | "factory", the factory) or ("model", None)."""
+    """How ``load_scorer`` builds ``spec``: ("registered" | "weights" | "factory", the factory) or
+    ("model", None)."""
     if spec in _SCORERS:
         return "registered", _registered_factory(spec)
     if Path(spec).exists() or spec in _MODELS:
         return "model", None
+    name, separator, weights = spec.partition("=")
+    if separator:
+        if name not in _SCORERS:
+            raise UnknownScorerError(f"{spec!r}: {name!r} is not a registered scorer ({', '.join(available_scores())}); "
+                                     "NAME=PATH gives a registered scorer local weights")
+        if not Path(weights).exists():
+            raise UnknownScorerError(f"{spec!r}: the weights file {weights!r} does not exist")
+        return "weights", _registered_factory(name)
     if _FACTORY_SPEC.fullmatch(spec):
         module_name, function = spec.split(":")
         try:
@@ -218,7 +231,8 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     """Any scorer a user can name, as every command resolves it.
 
     ``spec`` is, in this order: a registered scorer (``available_scores()``); an existing checkpoint
-    file or folder, or a registered model, for ``load``; ``module:function`` naming a factory called
+    file or folder, or a registered model, for ``load``; ``NAME=PATH``, the registered scorer
+    ``NAME`` with the local weights ``PATH`` (``load_score(NAME, checkpoint=PATH)``); ``module:function`` naming a factory called
     as ``factory(device=..., download_root=..., **kwargs)`` (plus ``dtype=`` when one is given) that
     returns a scorer; or a hub repo id (``owner/name``) holding a ``save_pretrained`` folder.
     Options left at None are not passed to a factory that does not take them; any other option it
@@ -231,6 +245,10 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     kind, factory = _resolve_scorer(text)
     if kind == "factory":
         return _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
+    if kind == "weights":
+        name, _, weights = text.partition("=")
+        return _call_factory(factory, text, name, device=device, download_root=download_root, checkpoint=weights,
+                             **kwargs)
     return _call_factory(factory or load, text, text, device=device, download_root=download_root, **kwargs)
 
 
@@ -365,7 +383,8 @@ def _local_tokenizer(near: Path, download_root: str | os.PathLike | None) -> Pro
 
 def load(name_or_path: str | os.PathLike = "ImageReward-v1.0", device: str | torch.device | None = None,
          dtype: torch.dtype | str | None = None, download_root: str | os.PathLike | None = None,
-         med_config: str | os.PathLike | dict | None = None, max_length: int | None = None) -> ImageReward:
+         med_config: str | os.PathLike | dict | None = None, max_length: int | None = None,
+         checkpoint: str | os.PathLike | None = None) -> ImageReward:
     """Load an ImageReward model ready for scoring (eval mode).
 
     Args:
@@ -378,8 +397,12 @@ def load(name_or_path: str | os.PathLike = "ImageReward-v1.0", device: str | tor
         med_config: BLIP's ``med_config.json`` (path or dict) for a published checkpoint; by default
             the registry's file, a ``med_config.json`` beside the checkpoint, or the published values.
         max_length: prompt tokens (default 35, as trained); longer values warn.
+        checkpoint: a local weights file (or ``save_pretrained`` folder) read instead of
+            ``name_or_path``'s, as every registered scorer's ``checkpoint=`` (``load_score``).
     """
-    source = name_or_path
+    source = name_or_path if checkpoint is None else Path(checkpoint)
+    if checkpoint is not None and not source.exists():
+        raise FileNotFoundError(f"checkpoint {source} does not exist")
     if isinstance(source, str) and source in _MODELS:
         source = _MODELS[source]
     if isinstance(source, ModelSpec):

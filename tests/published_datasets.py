@@ -35,11 +35,17 @@ def gray_image(level: int, fmt: str = "PNG", size: int = 16) -> bytes:
 
 
 def write_imagerewarddb(root: Path, split: str = "test", prompts: int = 4, per_zip: int = 2,
-                        tie_in_first: bool = True) -> Path:
-    """Prompts of 3 images each (ranks 1 best); the first prompt has a tie when ``tie_in_first``."""
+                        tie_in_first: bool = True, archive_sizes: tuple[int, ...] | None = None) -> Path:
+    """Prompts of 3 images each (ranks 1 best); the first prompt has a tie when ``tie_in_first``.
+    ``per_zip`` prompts go in each ``{split}_{n}.zip``, or ``archive_sizes[n - 1]`` when given."""
+    if archive_sizes is not None:
+        numbers = [n + 1 for n, size in enumerate(archive_sizes) for _ in range(size)]
+        prompts = len(numbers)
+    else:
+        numbers = [index // per_zip + 1 for index in range(prompts)]
     rows, archives = [], {}
     for index in range(prompts):
-        archive = f"{split}_{index // per_zip + 1}"
+        archive = f"{split}_{numbers[index]}"
         levels = [200, 120, 40]
         ranks = [1, 1, 2] if tie_in_first and index == 0 else [1, 2, 3]
         for position, (level, rank) in enumerate(zip(levels, ranks)):
@@ -63,14 +69,15 @@ def write_imagerewarddb(root: Path, split: str = "test", prompts: int = 4, per_z
     return root
 
 
-def write_hpdv2(root: Path, prompts: int = 3) -> Path:
-    """HPD v2 test: 4 images per prompt, rank 0 = preferred (as in HPSv2's evaluation)."""
+def write_hpdv2(root: Path, prompts: int = 3, tied: tuple[int, ...] = ()) -> Path:
+    """HPD v2 test: 4 images per prompt, rank 0 = preferred (as in HPSv2's evaluation); the prompts
+    at ``tied`` have all four images ranked equal."""
     entries, files = [], {}
     for index in range(prompts):
         names = [f"{index:05d}_{k}.jpg" for k in range(4)]
         levels = [60, 220, 140, 20]
         order = sorted(range(4), key=lambda k: -levels[k])
-        ranks = [order.index(k) for k in range(4)]
+        ranks = [0] * 4 if index in tied else [order.index(k) for k in range(4)]
         for name, level in zip(names, levels):
             files[f"test/{name}"] = gray_image(level, "JPEG")
         entries.append({"prompt": f"hpd prompt {index}", "image_path": names, "rank": ranks,
@@ -95,13 +102,17 @@ PICKAPIC_SCHEMA = pa.schema([
 
 
 def write_pickapic(root: Path, split: str = "test_unique", labels=((1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (1.0, 0.0)),
-                   row_group_size: int = 2) -> Path:
-    """One comparison per label pair; the chosen image is the brighter one (a tie: equal images)."""
+                   row_group_size: int = 2, unlabelled: tuple[int, ...] = (),
+                   tie_levels: tuple[int, int] = (128, 128)) -> Path:
+    """One comparison per label pair; the chosen image is the brighter one (a tie: gray levels
+    ``tie_levels``). Rows at ``unlabelled`` are published unlabelled: ``has_label`` false, labels 0/0."""
     rows = []
     for index, (label_0, label_1) in enumerate(labels):
-        level_0, level_1 = (200, 60) if label_0 > label_1 else (60, 200) if label_1 > label_0 else (128, 128)
+        if index in unlabelled:
+            label_0 = label_1 = 0.0
+        level_0, level_1 = (200, 60) if label_0 > label_1 else (60, 200) if label_1 > label_0 else tie_levels
         rows.append({"are_different": True, "best_image_uid": "", "caption": f"pick prompt {index}",
-                     "created_at": None, "has_label": True, "image_0_uid": f"a{index}", "image_0_url": "",
+                     "created_at": None, "has_label": index not in unlabelled, "image_0_uid": f"a{index}", "image_0_url": "",
                      "image_1_uid": f"b{index}", "image_1_url": "", "jpg_0": gray_image(level_0, "JPEG"),
                      "jpg_1": gray_image(level_1, "JPEG"), "label_0": label_0, "label_1": label_1,
                      "model_0": "m0", "model_1": "m1", "ranking_id": index, "user_id": 1,

@@ -5,6 +5,10 @@ A folder holds ``test.json`` (a list of ``{"prompt", "image_path": [file names],
 descending scores) and the images, either unpacked under ``test/`` or as the published
 ``test.tar.gz``, whose members are read from the archive (one pass, kept in memory) instead of
 being unpacked. Only the test split has rankings; the train annotations are pairwise.
+
+Under the evaluation policy a prompt whose images all share one rank is kept (HPSv2's
+``evaluation.py`` scores every prompt, and such a prompt earns 1.0 under its rule); it gives no
+pair, so rules that compare only ranked pairs leave it out by themselves.
 """
 
 from __future__ import annotations
@@ -71,4 +75,4 @@ def read_hpdv2(path: str | Path, split: str = "test", policy: str = "eval") -> t
                 member, size = found if found else (name, None)
                 images.append(RawImage(ImageSource(str(archive), member), rank, size))
         groups[str(number)] = (prompt, images)
-    return build_records(groups, policy)
+    return build_records(groups, policy, keep_ties=policy == "eval")

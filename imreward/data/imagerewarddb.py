@@ -7,13 +7,16 @@ is the member ``x.webp`` of ``images/train/train_7.zip``. The same rows as a JSO
 lines file are read too.
 
 Subsets: the dataset card offers the train split at 1K, 2K, 4K and 8K prompts (validation and
-test are the same for all). ``subset="1k"`` keeps the first 1,000 prompts of the train metadata
-in file order, and a hub download then fetches only the zips those prompts' images are in.
+test are the same for all). The dataset's own loading script (``ImageRewardDB.py`` on the hub)
+defines them by archive, not by prompt count: the subset ``{n}k`` is the rows whose images are in
+``train_1.zip`` ... ``train_{4n}.zip`` (``part_ids = {"train": 4 * num_k}``). ``subset="1k"`` keeps
+exactly those rows, and a hub download then fetches only those archives.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +24,9 @@ from imreward.data.loading import DataStats, RawImage, build_records
 from imreward.data.records import ImageSource, PromptRecord
 
 SPLITS = ("train", "validation", "test")
-SUBSETS = {"1k": 1000, "2k": 2000, "4k": 4000, "8k": 8000}
+# Train archives per subset, as the dataset's loading script counts them (4 per thousand prompts).
+SUBSETS = {"1k": 4, "2k": 8, "4k": 16, "8k": 32}
+_ARCHIVE_NUMBER = re.compile(r"(?:^|/)train_(\d+)(?:/|$)")
 
 
 def metadata_file(path: str | Path, split: str) -> Path:
@@ -91,7 +96,7 @@ def _json_rows(metadata: Path) -> list[dict]:
 
 def read_metadata(metadata: Path, subset: str | None = None) -> tuple[dict[str, list], str]:
     """The columns a reader needs ({name: values}) and which image column there is, keeping the
-    rows of the first ``SUBSETS[subset]`` prompts when a subset is given."""
+    rows whose images are in the subset's train archives when a subset is given."""
     if metadata.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -116,11 +121,19 @@ def read_metadata(metadata: Path, subset: str | None = None) -> tuple[dict[str, 
     if subset is not None:
         if subset not in SUBSETS:
             raise ValueError(f"unknown ImageRewardDB subset {subset!r}; choose one of {', '.join(SUBSETS)}")
-        keep = list(dict.fromkeys(str(value) for value in table["prompt_id"]))[:SUBSETS[subset]]
-        kept = set(keep)
-        rows = [i for i, value in enumerate(table["prompt_id"]) if str(value) in kept]
+        if image_column != "image_path":
+            raise ValueError(f"{metadata}: the subset {subset} is defined by the train archives its images are "
+                             "in, but these rows have no 'image_path' column")
+        archives = SUBSETS[subset]
+        rows = [i for i, path in enumerate(table["image_path"]) if _in_archives(str(path), archives)]
         table = {name: [values[i] for i in rows] for name, values in table.items()}
     return table, image_column
+
+
+def _in_archives(image_path: str, archives: int) -> bool:
+    """Whether the row's image is in ``train_1`` ... ``train_{archives}`` (``images/train/train_7/x.webp``)."""
+    match = _ARCHIVE_NUMBER.search(str(PurePosixPath(image_path).parent))
+    return match is not None and 1 <= int(match.group(1)) <= archives
 
 
 def archives_for(image_paths: list[str]) -> list[str]:

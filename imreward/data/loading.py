@@ -34,12 +34,14 @@ class DataStats:
     missing_images: int = 0
     empty_images: int = 0
     prompts_without_pairs: int = 0
+    unlabelled: int = 0  # rows the dataset publishes without a human judgement (Pick-a-Pic's has_label false)
     skipped: list[dict[str, Any]] = field(default_factory=list)  # eval policy: one entry per skipped prompt
 
     def describe(self, name: str) -> str:
         return (f"{name}: {self.prompts} prompts, {self.images} images, {self.pairs} pairs; skipped "
                 f"{self.empty_images} zero-byte and {self.missing_images} missing images, "
-                f"{self.prompts_without_pairs} prompts without a ranked pair")
+                f"{self.prompts_without_pairs} prompts without a ranked pair"
+                + (f", {self.unlabelled} unlabelled rows" if self.unlabelled else ""))
 
 
 @dataclass

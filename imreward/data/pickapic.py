@@ -5,8 +5,10 @@ Shards are ``data/{split}-{i:05d}-of-{n:05d}-{hash}.parquet`` for the splits ``t
 ``validation``, ``test``, ``validation_unique`` and ``test_unique`` (the ``_unique`` splits keep
 one comparison per prompt). Each row is one comparison: ``caption`` (the prompt), ``jpg_0`` and
 ``jpg_1`` (the two images' encoded bytes) and ``label_0``/``label_1`` (1/0 or 0/1 for a choice,
-0.5/0.5 for a tie). A row becomes a two-image prompt with ranks (1, 2), (2, 1) or (1, 1) for a
-tie; its images are parquet cells read on demand (``ImageSource`` member ``"{row}/jpg_0"``).
+0.5/0.5 for a tie) and ``has_label``. A row whose ``has_label`` is false carries no judgement
+(its labels are 0/0): it is dropped and counted (``DataStats.unlabelled``), as PickScore's dataset
+class drops unlabelled rows (``keep_only_with_label_in_non_train``). A row becomes a two-image
+prompt with ranks (1, 2), (2, 1) or (1, 1) for a tie; its images are parquet cells read on demand (``ImageSource`` member ``"{row}/jpg_0"``).
 """
 
 from __future__ import annotations
@@ -57,20 +59,29 @@ def read_pickapic(path: str | Path, split: str = "test", policy: str = "eval") -
     if not shards:
         raise FileNotFoundError(f"{path}: no {shard_pattern(split)} shards (Pick-a-Pic splits: {', '.join(SPLITS)})")
     groups: dict[str, tuple[str, list[RawImage]]] = {}
+    total_unlabelled = 0
     for shard in shards:
         names = set(pq.read_schema(shard).names)
         if missing := [column for column in COLUMNS if column not in names]:
             raise ValueError(f"{shard} lacks the Pick-a-Pic columns {', '.join(missing)}")
-        table = pq.read_table(shard, columns=["caption", "label_0", "label_1"]).to_pydict()
+        labelled = "has_label" in names
+        table = pq.read_table(shard, columns=["caption", "label_0", "label_1",
+                                              *(["has_label"] if labelled else [])]).to_pydict()
         sizes = _byte_sizes(shard)
+        unlabelled = [labelled and not table["has_label"][row] for row in range(len(table["caption"]))]
+        total_unlabelled += sum(unlabelled)
         for row, (caption, label_0, label_1) in enumerate(zip(table["caption"], table["label_0"], table["label_1"])):
+            if unlabelled[row]:
+                continue
             ranks = _ranks(float(label_0), float(label_1))
             if ranks is None:
                 raise ValueError(f"{shard} row {row}: labels must be 1/0, 0/1 or 0.5/0.5, got {label_0}/{label_1}")
             images = [RawImage(ImageSource(str(shard), parquet_member(row, column)), rank, sizes[column][row])
                       for column, rank in zip(("jpg_0", "jpg_1"), ranks)]
             groups[f"{shard.name}:{row}"] = (caption, images)
-    return build_records(groups, policy, keep_ties=True)
+    records, stats = build_records(groups, policy, keep_ties=True)
+    stats.unlabelled = total_unlabelled
+    return records, stats
 
 
 def _byte_sizes(shard: Path) -> dict[str, list[int | None]]:

@@ -4,7 +4,7 @@ Layout: ``ROOT/<generator>/{id}_{k}.{png,jpg,jpeg,webp}`` for the prompts ``[{"i
 ``benchmark-prompts.json``. Metrics: any reward scorers (``imreward.hub.load_scorer`` names, e.g.
 ``ImageReward-v1.0`` and ``CLIP`` for CLIP score; higher = better) and FID against a reference folder
 (lower = better). Per generator and metric: the value with a 95% bootstrap interval (rewards: mean
-over images, prompts resampled; FID: images resampled, see ``imreward.eval.fid``) and its rank.
+over images, prompts resampled; FID: a jackknife over halves of the images, see ``imreward.eval.fid``) and its rank.
 Per reward metric: the win rate between generators (share of shared prompts on which one
 generator's mean is higher, ties count half). With human ranks of the generators: Spearman's rho
 between each metric's ranking and the human one. With per-image human labels: distinguishability
@@ -141,8 +141,10 @@ def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Seque
         errors += fid.errors
         result["metrics"].append(FID)
         result["higher_is_better"][FID] = False
+        from imreward.eval.fid import INTERVAL_METHOD
+
         result["fid"] = {"reference": str(fid.reference_dir), "reference_images": fid.metric.reference.images,
-                         "resamples": fid_resamples}
+                         "resamples": fid_resamples, "interval": INTERVAL_METHOD}
     result["rankings"] = {name: _ranking(values[name], result["higher_is_better"][name]) for name in values}
     result["generators"] = {
         generator: {"images": sum(len(group) for group in by_prompt.values()), "prompts": len(by_prompt),

@@ -42,8 +42,8 @@ def benchmark_markdown(result: dict[str, Any]) -> str:
     lines += markdown_table(header, rows)
     if "fid" in result:
         fid = result["fid"]
-        lines += ["", f"FID against {fid['reference_images']} images under `{fid['reference']}`; its interval "
-                  f"resamples each generator's images ({fid['resamples']} resamples) with the reference fixed. "
+        lines += ["", f"FID against {fid['reference_images']} images under `{fid['reference']}`; its interval: "
+                  f"{fid.get('interval', 'images resampled')} ({fid['resamples']} halves). "
                   "FID is biased upwards for small image sets: compare generators with similar image counts."]
     if result["distinguishability"]:
         lines += ["", "Distinguishability: share of image pairs from different generators (same prompt, different "

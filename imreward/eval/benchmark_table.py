@@ -4,6 +4,10 @@ Every benchmark's images are scored through the score cache (``imreward.eval.cac
 scorer or a benchmark to a table computes only the new scores. Written as ``table.json``
 (everything), ``table.md`` (the table, naming each benchmark's split, pairs and tie rule) and
 ``table.png`` (bars with the bootstrap intervals).
+
+Under the Pick-a-Pic rule each cell records its model-tie threshold and where it came from: the
+default 0, a given ``tie_threshold``, or ``"auto"``: tuned per scorer on the benchmark's
+``validation_unique`` split read from the same source (``imreward.eval.benchmarks.tune_tie_threshold``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imreward.eval.benchmarks import RULE_TEXT, Benchmark, benchmark_accuracy, rule_of
+from imreward.data.loading import load_preference_data
+from imreward.eval.benchmarks import RULE_TEXT, Benchmark, benchmark_accuracy, rule_of, tune_tie_threshold
 from imreward.eval.cache import ScoreCache
-from imreward.eval.data import read_evaluation_data
 from imreward.eval.runner import score_prompts
 
 TABLE_JSON, TABLE_MARKDOWN, TABLE_FIGURE = "table.json", "table.md", "table.png"
@@ -25,45 +29,85 @@ TABLE_JSON, TABLE_MARKDOWN, TABLE_FIGURE = "table.json", "table.md", "table.png"
 def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[str],
                         get_scorer: Callable[[str], Any], cache_path: str | os.PathLike, tie_rule: str = "drop",
                         data: dict[str, str] | None = None, batch_size: int = 32, n_resamples: int = 1000,
-                        confidence: float = 0.95, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                        confidence: float = 0.95, seed: int = 0, progress: bool = False,
+                        tie_threshold: float | str | None = None) -> dict[str, Any]:
     """Accuracy of every scorer on every benchmark (a JSON-able dict).
 
     Args:
         get_scorer: loads a scorer by spec; called only for a scorer with uncached scores, once.
         data: local copies by benchmark name, read instead of the benchmark's hub dataset.
+        tie_threshold: the Pick-a-Pic rule's model-tie threshold: None (0, exactly equal scores),
+            a number in [0, 1], or "auto" (tuned on the benchmark's validation_unique split).
     """
-    result: dict[str, Any] = {"tie_rule": tie_rule, "confidence": confidence, "n_resamples": n_resamples,
-                              "seed": seed, "scorers": list(scorer_specs), "benchmarks": {}}
+    result: dict[str, Any] = {"tie_rule": tie_rule, "tie_threshold": tie_threshold, "confidence": confidence,
+                              "n_resamples": n_resamples, "seed": seed, "scorers": list(scorer_specs),
+                              "benchmarks": {}}
     get_scorer = functools.cache(get_scorer)  # one load per scorer over all benchmarks
     with ScoreCache(cache_path) as cache:
         for benchmark in benchmarks:
             source = (data or {}).get(benchmark.name, benchmark.dataset)
-            prompts, skipped = read_evaluation_data(source, split=benchmark.split)
+            prompts, stats = load_preference_data(source, benchmark.split, policy="eval")
+            skipped = stats.skipped
             scored = score_prompts(prompts, scorer_specs, get_scorer, cache, batch_size, progress)
             rule, average = rule_of(benchmark, tie_rule)
             rankings = [list(prompts[index].ranks) for index in scored.kept]
+            thresholds = _tie_thresholds(benchmark, rule, source, tie_threshold, scorer_specs, get_scorer, cache,
+                                         batch_size, progress)
             entry: dict[str, Any] = {
                 "dataset": str(source), "split": benchmark.split, "rule": rule, "rule_text": RULE_TEXT[rule],
                 "rule_source": benchmark.paper if tie_rule == "paper" else "this tool's default",
-                "prompts_read": len(prompts), "prompts_skipped": len(skipped) + len(scored.failed),
+                "protocol_source": benchmark.protocol_source if tie_rule == "paper" else "",
+                "prompts_read": len(prompts), "unlabelled_rows": stats.unlabelled,
+                "prompts_skipped": len(skipped) + len(scored.failed),
                 "skipped": list(skipped) + [{"id": prompts[index].prompt_id, "prompt": prompts[index].prompt,
                                               "reason": "unreadable image"} for index in scored.failed],
                 "cache": {spec: {"hits": stats["hits"], "computed": stats["misses"]}
                           for spec, stats in scored.cache_stats.items()},
                 "accuracy": {}}
             for spec in scorer_specs:
+                threshold = thresholds.get(spec, {}).get("value", 0.0)
                 accuracy = benchmark_accuracy(rankings, scored.scores[spec], rule, average, n_resamples, confidence,
-                                              seed)
-                entry["accuracy"][spec] = {"value": accuracy.value, "low": accuracy.low, "high": accuracy.high}
+                                              seed, threshold)
+                entry["accuracy"][spec] = {"value": accuracy.value, "low": accuracy.low, "high": accuracy.high,
+                                           **({"tie_threshold": thresholds[spec]} if spec in thresholds else {})}
                 entry["pairs"], entry["prompts"] = accuracy.pairs, accuracy.prompts
             result["benchmarks"][benchmark.name] = entry
     return result
 
 
+def _tie_thresholds(benchmark: Benchmark, rule: str, source: str, tie_threshold: float | str | None,
+                    scorer_specs: Sequence[str], get_scorer: Callable[[str], Any], cache: ScoreCache,
+                    batch_size: int, progress: bool) -> dict[str, dict[str, Any]]:
+    """Per scorer {"value", "source"[, "validation_accuracy", "validation_comparisons"]} for a
+    benchmark scored with the Pick-a-Pic rule; {} for the other rules."""
+    if rule != "half-credit":
+        return {}
+    if tie_threshold is None or tie_threshold != "auto":
+        value = 0.0 if tie_threshold is None else float(tie_threshold)
+        how = "default: only exactly equal scores tie" if tie_threshold is None else "given"
+        return {spec: {"value": value, "source": how} for spec in scorer_specs}
+    if benchmark.tuning_split is None:
+        raise ValueError(f"{benchmark.name} has no split to tune a tie threshold on")
+    if str(source).endswith(".parquet"):
+        raise ValueError(f"{benchmark.name}: tuning the tie threshold reads the {benchmark.tuning_split} split, so "
+                         f"give the dataset's folder, not the single shard {source}")
+    prompts, _ = load_preference_data(source, benchmark.tuning_split, policy="eval")
+    scored = score_prompts(prompts, scorer_specs, get_scorer, cache, batch_size, progress)
+    rankings = [list(prompts[index].ranks) for index in scored.kept]
+    tuned = {}
+    for spec in scorer_specs:
+        value, accuracies = tune_tie_threshold(rankings, scored.scores[spec])
+        tuned[spec] = {"value": value, "source": f"tuned on {benchmark.tuning_split}",
+                       "validation_accuracy": accuracies, "validation_comparisons": len(rankings)}
+    return tuned
+
+
 def _cell(accuracy: dict[str, float]) -> str:
     if accuracy["value"] != accuracy["value"]:  # NaN: nothing to compare
         return "–"
-    return f"{100 * accuracy['value']:.2f} ({100 * accuracy['low']:.1f}–{100 * accuracy['high']:.1f})"
+    threshold = accuracy.get("tie_threshold")
+    tie = "" if threshold is None else f" [t={threshold['value']:g}{', tuned' if 'validation_accuracy' in threshold else ''}]"
+    return f"{100 * accuracy['value']:.2f} ({100 * accuracy['low']:.1f}–{100 * accuracy['high']:.1f}){tie}"
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -79,9 +123,16 @@ def markdown_table(result: dict[str, Any]) -> str:
                      + " |")
     lines += ["", "| benchmark | data | split | prompts | pairs | tie rule |", "| --- | --- | --- | --- | --- | --- |"]
     for name, entry in benchmarks.items():
+        unlabelled = f", {entry['unlabelled_rows']} unlabelled rows dropped" if entry.get("unlabelled_rows") else ""
+        source = f"; as in {entry['protocol_source']}" if entry.get("protocol_source") else ""
         lines.append(f"| {name} | `{entry['dataset']}` | {entry['split']} | {entry['prompts']} "
-                     f"({entry['prompts_skipped']} skipped) | {entry['pairs']} | {entry['rule']} "
-                     f"({entry['rule_source']}): {entry['rule_text']} |")
+                     f"({entry['prompts_skipped']} skipped{unlabelled}) | {entry['pairs']} | {entry['rule']} "
+                     f"({entry['rule_source']}{source}): {entry['rule_text']} |")
+    tuned = [(name, spec, cell["tie_threshold"]) for name, entry in benchmarks.items()
+             for spec, cell in entry["accuracy"].items() if "tie_threshold" in cell]
+    if tuned:
+        lines += ["", "Model-tie thresholds ([t=...] in the cells): " + "; ".join(
+            f"{name} / {spec}: {threshold['value']:g} ({threshold['source']})" for name, spec, threshold in tuned)]
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _tie_threshold(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or auto, got {text!r}") from error
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or auto, got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     from imreward.cli import add_model_arguments, add_threads_argument
 
@@ -40,6 +52,10 @@ def register(subparsers) -> None:
                           help="read a benchmark from a local copy of its dataset (repeatable)")
     evaluate.add_argument("--tie-rule", choices=TIE_RULES, default="drop",
                           help="drop: human ties left out (default); paper: each benchmark's own paper's rule")
+    evaluate.add_argument("--tie-threshold", type=_tie_threshold, default=None, metavar="T|auto",
+                          help="with --tie-rule paper, the Pick-a-Pic benchmarks' model-tie threshold on the two "
+                               "images' softmax probabilities, as PickScore's evaluation script: a number in [0, 1], "
+                               "or auto (tuned per scorer on validation_unique; default: 0, only equal scores tie)")
     evaluate.add_argument("--scorers", default=DEFAULT_SCORERS,
                           help="comma-separated scorers: registered names, checkpoint paths, module:function "
                                "factories or hub repos (default: %(default)s)")
@@ -70,7 +86,7 @@ def register(subparsers) -> None:
     benchmark.add_argument("--fid-weights", help="local copy of pt_inception-2015-12-05-6726825d.pth "
                                                  "(default: downloaded once and checksum-verified)")
     benchmark.add_argument("--fid-bootstrap", type=int, default=100,
-                           help="image resamples for FID's interval (default: %(default)s)")
+                           help="random halves of the images for FID's jackknife interval (default: %(default)s)")
     benchmark.add_argument("--human-ranks", help="JSON {generator: human rank} to correlate with")
     benchmark.add_argument("--human-labels", help="per-image human ranks for distinguishability: JSON (lines) of "
                                                   "{id, ranking: {\"<generator>/<file>\": rank}}")
@@ -107,12 +123,14 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
         benchmarks = resolve_benchmarks(args.benchmarks)
     except ValueError as error:
         raise SystemExit(f"--benchmarks: {error}") from error
+    if args.tie_threshold is not None and args.tie_rule != "paper":
+        raise SystemExit("--tie-threshold applies to the Pick-a-Pic rule: add --tie-rule paper")
     output_dir = Path(args.output_dir)
     result = run_benchmark_table(
         benchmarks, specs, scorer_loader(args),
         args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
         batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-        progress=not args.quiet)
+        progress=not args.quiet, tie_threshold=args.tie_threshold)
     for name, entry in result["benchmarks"].items():
         computed = sum(stats["computed"] for stats in entry["cache"].values())
         print(f"{name}: {entry['prompts']} prompts, {entry['pairs']} pairs, {entry['prompts_skipped']} prompts "

@@ -9,8 +9,9 @@ Images are read as RGB in [0, 1] and resized bilinearly to 299 x 299, as pytorch
 The Fréchet distance is computed from eigenvalues rather than with ``scipy.linalg.sqrtm``:
 tr sqrt(S_ref S) equals the sum of square roots of the eigenvalues of (X_c R)(X_c R)^T / (n - 1),
 with R = S_ref^(1/2) and X_c the centred features, an n x n problem. This is exact, stays
-accurate when n < 2048 (where S is singular) and makes a bootstrap over images cheap: R is
-computed once and each resample costs one n x n eigenvalue problem.
+accurate when n < 2048 (where S is singular) and makes resampling images cheap: R is computed
+once and each resample costs one n x n eigenvalue problem. The interval is a delete-d jackknife
+over halves of the images (``FidAgainstReference.interval``), not a bootstrap with replacement.
 """
 
 from __future__ import annotations
@@ -215,21 +216,33 @@ class FidAgainstReference:
 
     def interval(self, features: np.ndarray, n_resamples: int = 100, confidence: float = 0.95,
                  seed: int = 0, projected: np.ndarray | None = None) -> tuple[float, float]:
-        """Percentile interval of FID over resamples of the images (with replacement); the reference
-        statistics are held fixed. FID is biased upwards for few images, so intervals of
-        generators with different image counts are not directly comparable."""
+        """FID ± z · SE, the standard error by the delete-d jackknife (Shao & Wu 1989) over random
+        halves drawn without replacement: FID of r = max(2, n // 2) images, n_resamples times, and
+        SE^2 = r / (n - r) · mean squared deviation of those values; the reference statistics are
+        held fixed. Resampling with replacement would repeat images and bias every resample's FID
+        upwards (its percentile interval could exclude the FID itself); this interval is centred
+        on the FID of all images. FID is still biased upwards for few images, so generators with
+        different image counts are not directly comparable."""
+        from scipy import stats
+
         n = features.shape[0]
-        if n < 2 or n_resamples < 1:
+        if n < 3 or n_resamples < 2:
             return float("nan"), float("nan")
         projected = self.project(features) if projected is None else projected
         rng = np.random.default_rng(seed)
+        retained = max(2, n // 2)
         values = []
         for _ in range(n_resamples):
-            index = rng.integers(0, n, n)
+            index = rng.choice(n, retained, replace=False)
             values.append(self._fid(features[index], projected[index]))
-        tail = (1 - confidence) / 2 * 100
-        low, high = np.percentile(values, [tail, 100 - tail])
-        return float(low), float(high)
+        error = float(np.sqrt(retained / (n - retained) * np.var(values)))
+        spread = float(stats.norm.ppf(0.5 + confidence / 2)) * error
+        value = self._fid(features, projected)
+        return max(0.0, value - spread), value + spread
+
+
+INTERVAL_METHOD = ("FID ± 1.96 SE, the standard error by the delete-d jackknife over random halves of the "
+                   "generator's images drawn without replacement (reference fixed)")
 
 
 class ReferenceFid:
@@ -257,7 +270,7 @@ class ReferenceFid:
         return self._metric
 
     def evaluate(self, paths: Sequence[Path], n_resamples: int = 100, seed: int = 0) -> dict[str, float]:
-        """{"value", "low", "high", "images"}: FID of ``paths`` and its bootstrap interval over images."""
+        """{"value", "low", "high", "images"}: FID of ``paths`` and its jackknife interval over images."""
         features = self.cache.features(paths, self.errors)
         projected = self.metric.project(features)
         low, high = self.metric.interval(features, n_resamples, seed=seed, projected=projected)

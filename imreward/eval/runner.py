@@ -2,7 +2,9 @@
 
 Prompts with a missing or unreadable image are skipped for every scorer, so all scorers are
 compared on the same prompts (the readers' evaluation policy skips missing images; this module
-skips images that fail to decode); the result lists each skipped prompt with the reason.
+skips images that fail to decode); the result lists each skipped prompt with the reason. A
+prompt whose images all tie (kept by readers for the benchmarks' tie rules) has no pair to
+compare and is skipped here too.
 """
 
 from __future__ import annotations
@@ -139,8 +141,10 @@ def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str],
         dtype: the scorers' weights dtype (``float32``, ``float16``, ``bfloat16``; default: theirs).
         threads: torch CPU threads (``imreward.threads.set_threads``; default by each scorer's size).
     """
-    kept = list(prompts)
-    run = EvaluationRun(prompts=kept, skipped=list(skipped), total_prompts=len(kept) + len(skipped),
+    kept = [prompt for prompt in prompts if prompt.pairs]
+    tied = [{"id": prompt.prompt_id, "prompt": prompt.prompt, "reason": "every image tied (no pair)",
+             "images": [image.describe() for image in prompt.images]} for prompt in prompts if not prompt.pairs]
+    run = EvaluationRun(prompts=kept, skipped=[*skipped, *tied], total_prompts=len(prompts) + len(skipped),
                         settings={"ks": list(ks), "n_resamples": n_resamples, "confidence": confidence, "seed": seed})
 
     def get_scorer(spec: str) -> Any:

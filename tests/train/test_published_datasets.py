@@ -98,13 +98,13 @@ def test_a_hub_download_fetches_only_the_files_the_split_needs(tmp_path, monkeyp
     write_imagerewarddb(remote, split="test", prompts=2)
     files = {("datasets/THUDM/ImageRewardDB", str(path.relative_to(remote))): path
              for path in remote.rglob("*") if path.is_file()}
-    monkeypatch.setitem(imagerewarddb.SUBSETS, "1k", 3)  # the fixture's "1K": its first 3 prompts
+    monkeypatch.setitem(imagerewarddb.SUBSETS, "1k", 2)  # the fixture's "1K": its first 2 archives
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     with FakeHub(files) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         records, _ = load_preference_data("THUDM/ImageRewardDB:1k", "train")
         fetched = sorted({request.split("/resolve/main/")[1] for request in hub.requests if "/resolve/" in request})
-    assert len(records) == 3
+    assert len(records) == 4
     assert fetched == ["images/train/train_1.zip", "images/train/train_2.zip", "metadata-train.parquet"]
     # Offline, the cache alone serves the same split.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
