@@ -22,3 +22,15 @@ class UnknownScorerError(KeyError):
 
 class ScorerOptionError(TypeError):
     """An option (``--med-config``, ``--dtype``, ...) the chosen scorer does not take."""
+
+
+class JudgeAnswerError(ValueError):
+    """A judge's answer from which no score can be read; ``raw`` holds the answer as received."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(f"{message}; the judge answered: {raw[:2000]!r}" if raw else message)
+        self.raw = raw
+
+
+class JudgeRequestError(RuntimeError):
+    """A judge endpoint that kept failing (HTTP errors, timeouts) after its retries."""

@@ -112,6 +112,12 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2.1_compressed.pt",
         licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
         trained_on="HPDv2 (as HPSv2, retrained with higher-quality data), fine-tuned from CLIP-H laion2B"),
+    "openai-judge": ScorerInfo(
+        "imreward.judges.openai_judge:load_openai_judge",
+        source="your OpenAI-compatible endpoint (vLLM, sglang, hosted API): openai-judge:judge.json",
+        licence="that of the model you serve", size="that of the model you serve (runs on the endpoint)",
+        trained_on="judges what its question asks: P(Yes)/(P(Yes)+P(No)), P(Yes), a number in the answer "
+                   "or UnifiedReward's Final Score"),
 }
 
 
@@ -191,12 +197,15 @@ def _call_factory(factory: Callable[..., Any], label: str, *args: Any, **kwargs:
 
 
 def _resolve_scorer(spec: str) -> tuple[str, Callable[..., Any] | None]:
-    """How ``load_scorer`` builds ``spec``: ("registered" | "weights" | "factory", the factory) or
-    ("model", None)."""
+    """How ``load_scorer`` builds ``spec``: ("registered" | "configured" | "weights" | "factory", the
+    factory) or ("model", None)."""
     if spec in _SCORERS:
         return "registered", _registered_factory(spec)
     if Path(spec).exists() or spec in _MODELS:
         return "model", None
+    name, _, config = spec.partition(":")
+    if name in _SCORERS and config:
+        return "configured", _registered_factory(name)
     name, separator, weights = spec.partition("=")
     if separator:
         if name not in _SCORERS:
@@ -216,7 +225,8 @@ def _resolve_scorer(spec: str) -> tuple[str, Callable[..., Any] | None]:
         return "model", None  # a hub repo id
     raise UnknownScorerError(
         f"unknown scorer {spec!r}: not a registered scorer ({', '.join(available_scores())}), an existing "
-        "checkpoint file or folder, a module:function factory, nor a hub repo id (owner/name)")
+        "checkpoint file or folder, a NAME:CONFIG of a registered scorer, a module:function factory, nor a hub "
+        "repo id (owner/name)")
 
 
 def check_scorer(spec: str | os.PathLike) -> None:
@@ -231,7 +241,8 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     """Any scorer a user can name, as every command resolves it.
 
     ``spec`` is, in this order: a registered scorer (``available_scores()``); an existing checkpoint
-    file or folder, or a registered model, for ``load``; ``NAME=PATH``, the registered scorer
+    file or folder, or a registered model, for ``load``; ``NAME:CONFIG``, a registered scorer given
+    ``config=CONFIG`` (e.g. ``openai-judge:judge.json``); ``NAME=PATH``, the registered scorer
     ``NAME`` with the local weights ``PATH`` (``load_score(NAME, checkpoint=PATH)``); ``module:function`` naming a factory called
     as ``factory(device=..., download_root=..., **kwargs)`` (plus ``dtype=`` when one is given) that
     returns a scorer; or a hub repo id (``owner/name``) holding a ``save_pretrained`` folder.
@@ -245,6 +256,9 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     kind, factory = _resolve_scorer(text)
     if kind == "factory":
         return _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
+    if kind == "configured":
+        name, _, config = text.partition(":")
+        return _call_factory(factory, text, name, device=device, download_root=download_root, config=config, **kwargs)
     if kind == "weights":
         name, _, weights = text.partition("=")
         return _call_factory(factory, text, name, device=device, download_root=download_root, checkpoint=weights,

@@ -66,7 +66,21 @@ def ranks_from_scores(scores: torch.Tensor) -> list[int]:
     return (ranks + 1).tolist()
 
 
-class RewardScorer(nn.Module):
+class ScoreMethods:
+    """``score`` and ``inference_rank`` built on the class's ``score_batch``: shared by ``RewardScorer``
+    and scorers that are no ``nn.Module`` (a judge behind an HTTP endpoint)."""
+
+    def score(self, prompt: str, image: ImageInput | Sequence[ImageInput]) -> float | list[float]:
+        if isinstance(image, (list, tuple)):
+            return self.score_batch(prompt, image)
+        return self.score_batch(prompt, [image])[0]
+
+    def inference_rank(self, prompt: str, images: Sequence[ImageInput]) -> tuple[list[int], list[float]]:
+        rewards = torch.tensor(self.score_batch(prompt, images), dtype=torch.float32)
+        return ranks_from_scores(rewards), rewards.tolist()
+
+
+class RewardScorer(ScoreMethods, nn.Module):
     """Base class implementing the scoring API; subclasses define the three methods below."""
 
     image_size: int
@@ -101,16 +115,7 @@ class RewardScorer(nn.Module):
         """Load and preprocess one image input: [3, S, S] float32, normalised."""
         return self.pil_preprocess(load_image(image, self.max_pixels, self.image_formats))
 
-    # ---- public scoring API ---------------------------------------------------------------
-
-    def score(self, prompt: str, image: ImageInput | Sequence[ImageInput]) -> float | list[float]:
-        if isinstance(image, (list, tuple)):
-            return self.score_batch(prompt, image)
-        return self.score_batch(prompt, [image])[0]
-
-    def inference_rank(self, prompt: str, images: Sequence[ImageInput]) -> tuple[list[int], list[float]]:
-        rewards = torch.tensor(self.score_batch(prompt, images), dtype=torch.float32)
-        return ranks_from_scores(rewards), rewards.tolist()
+    # ---- public scoring API (score and inference_rank: ScoreMethods) ----------------------
 
     def score_batch(self, prompts: str | Sequence[str], images: Sequence[ImageInput], batch_size: int = 32,
                     progress: bool = False, on_error: ErrorCallback | None = None,

@@ -189,7 +189,7 @@ def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWr
                num_workers: int, progress: bool = True, formats: frozenset[str] = WEB_FORMATS) -> int:
     """Score ``rows`` with every model into ``writer`` (one column per model, named as ``score_columns``
     says), decoding each image once (only the encoded ``formats`` are opened); returns how many rows
-    failed to load for some model."""
+    failed to load or score for some model."""
     by_key = {row.key: row for row in rows}
     slots, slot_of = preprocessing_slots(models)
     stacked = stacked_slots(models, slot_of)
@@ -212,20 +212,28 @@ def score_rows(models: dict[str, Scorer], rows: list[ScoringRow], writer: PartWr
                     prompts = [results[i]["prompt"] for i in positions]
                     if slot != PIL_IMAGE and slot not in stacked:
                         inputs = batch_images(model, inputs)
-                    for position, value in zip(positions, _scores(model, inputs, prompts, slot == PIL_IMAGE)):
+                    record = functools.partial(_record_error, results, positions, name)
+                    for position, value in zip(positions, _scores(model, inputs, prompts, slot == PIL_IMAGE, record)):
                         results[position][columns[name]] = value
-            failed += sum(error is not None for error in batch["errors"])
+            failed += sum(result["error"] is not None for result in results)
             writer.add(results)
             bar.update(len(batch["keys"]))
     writer.flush()
     return failed
 
 
-def _scores(model: Scorer, inputs, prompts: list[str], decoded: bool) -> list[float]:
+def _record_error(results: list[dict], positions: list[int], name: str, index: int, error: Exception) -> None:
+    """Add a model's failure on the ``index``-th of ``positions`` to that row's error."""
+    result = results[positions[index]]
+    message = f"{name}: {type(error).__name__}: {error}"
+    result["error"] = message if result["error"] is None else f"{result['error']}; {message}"
+
+
+def _scores(model: Scorer, inputs, prompts: list[str], decoded: bool, on_error: Callable) -> list[float | None]:
     """Scores of batched preprocessed pixels (a ``RewardScorer``), or of ``decoded`` PIL images through
-    ``score_batch``."""
+    ``score_batch``, whose failed items (a judge's unreadable answer) are None and go to ``on_error``."""
     if decoded:
-        return model.score_batch(prompts, inputs, batch_size=len(inputs))
+        return model.score_batch(prompts, inputs, batch_size=len(inputs), on_error=on_error)
     return model.score_preprocessed(inputs, model.encode_prompts(prompts)).tolist()
 
 
@@ -302,7 +310,7 @@ def score_dataset_command(args: argparse.Namespace, models: dict[str, str]) -> i
     failed = score_rows(scorers, todo, writer, args.batch_size, workers, progress=not args.quiet and rank == 0,
                         formats=formats)
     if failed:
-        print(f"rank {rank}: {failed} images could not be loaded (score null, see the error column)",
+        print(f"rank {rank}: {failed} images could not be loaded or scored (score null, see the error column)",
               file=sys.stderr)
     if synchronized:
         torch.distributed.barrier()
