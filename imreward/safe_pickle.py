@@ -7,11 +7,19 @@ every global to an inert stand-in that only records its arguments and state; the
 builds for real is tensors, from the archive's raw storages. The module tree of stand-ins is then
 walked like ``nn.Module.state_dict()``. Only plain containers (OrderedDict, set, frozenset) and
 torch dtypes are taken as the real objects.
+
+What a file can make the reader allocate is bounded by the file's size: storages must be stored
+uncompressed (as ``torch.save`` writes them; a deflated member could expand a thousandfold), a
+tensor may not have more elements than the storage it views (a stride-0 view of 4 bytes could
+otherwise ask for gigabytes when copied out), and all views of one storage together may not
+copy out more than ``MAX_VIEW_COPIES`` times it (tied weights share a storage).
 """
 
 from __future__ import annotations
 
 import collections
+import io
+import math
 import os
 import pickle
 import zipfile
@@ -28,6 +36,7 @@ STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
 }
+MAX_VIEW_COPIES = 4
 
 
 class Inert:
@@ -51,8 +60,27 @@ class StorageType:
         self.dtype = dtype
 
 
-def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *_: Any) -> torch.Tensor:
-    return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
+class StorageView:
+    """The storages of one archive, and how many of their elements views have copied out."""
+
+    def __init__(self) -> None:
+        self.copied: dict[int, int] = {}
+
+    def __call__(self, storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *_: Any) -> torch.Tensor:
+        size, stride = tuple(size), tuple(stride)
+        elements = math.prod(size)
+        if elements > storage.numel():
+            raise CheckpointError(f"a tensor of shape {list(size)} views a storage of {storage.numel()} elements; "
+                                  "a view larger than its storage is refused")
+        copied = self.copied.get(id(storage), 0) + elements
+        if copied > MAX_VIEW_COPIES * max(storage.numel(), 1):
+            raise CheckpointError(f"the views of one storage of {storage.numel()} elements copy out {copied}; "
+                                  f"more than {MAX_VIEW_COPIES} times a storage is refused")
+        self.copied[id(storage)] = copied
+        try:
+            return torch.as_strided(storage, size, stride, offset).clone()
+        except RuntimeError as error:  # negative sizes, a view past the storage's end
+            raise CheckpointError(f"a tensor view does not fit its storage ({error})") from None
 
 
 def _rebuild_parameter(data: torch.Tensor, *_: Any) -> torch.Tensor:
@@ -65,8 +93,6 @@ SAFE_GLOBALS = {
     ("builtins", "frozenset"): frozenset,
     ("__builtin__", "set"): set,  # protocol 2 (torch.save's) writes Python 2 module names
     ("__builtin__", "frozenset"): frozenset,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
 }
@@ -79,8 +105,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(stream)
         self.archive, self.prefix = archive, prefix
         self.stand_ins: dict[tuple[str, str], type] = {}
+        self.storages: dict[str, torch.Tensor] = {}  # by key: each read once, however often the pickle names it
+        self.rebuild_tensor = StorageView()
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+            return self.rebuild_tensor
         if (module, name) in SAFE_GLOBALS:
             return SAFE_GLOBALS[(module, name)]
         if module == "torch" and name in STORAGE_DTYPES:
@@ -96,8 +126,22 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
         _, storage_type, key, _location, _numel = pid
         dtype = storage_type.dtype if isinstance(storage_type, StorageType) else torch.uint8
-        data = bytearray(self.archive.read(f"{self.prefix}/data/{key}"))
-        return torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        if key not in self.storages:
+            data = bytearray(read_stored(self.archive, f"{self.prefix}/data/{key}"))
+            self.storages[key] = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        return self.storages[key]
+
+
+def read_stored(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A member written uncompressed, as ``torch.save`` writes them (so at most the file's size)."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"the archive has no member {name}") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise CheckpointError(f"{name} is compressed; torch.save stores members uncompressed, and a compressed one "
+                              "could expand far beyond the file's size")
+    return archive.read(info)
 
 
 def load_inert(path: str | os.PathLike) -> Any:
@@ -111,8 +155,8 @@ def load_inert(path: str | os.PathLike) -> Any:
         if len(pickles) != 1:
             raise CheckpointError(f"{path}: expected one <name>/data.pkl in the archive, found {pickles}")
         prefix = pickles[0].split("/")[0]
-        with archive.open(pickles[0]) as stream:
-            return RestrictedUnpickler(stream, archive, prefix).load()
+        stream = io.BytesIO(read_stored(archive, pickles[0]))
+        return RestrictedUnpickler(stream, archive, prefix).load()
 
 
 def _module_tensors(node: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:

@@ -79,3 +79,32 @@ def test_state_dict_pickle_and_bad_files(tmp_path):
         archive.writestr("x/readme.txt", "nothing")
     with pytest.raises(CheckpointError, match="data.pkl"):
         read_pickled_state_dict(tmp_path / "empty.pth")
+
+
+def test_a_view_larger_than_its_storage_is_refused(tmp_path):
+    path = tmp_path / "broadcast.pth"
+    torch.save({"weight": torch.ones(1).expand(2**26)}, path)  # 4 bytes of storage; 256 MiB if copied out
+    assert path.stat().st_size < 2000
+    with pytest.raises(CheckpointError, match="larger than its storage"):
+        read_pickled_state_dict(path)
+
+
+def test_many_views_of_one_storage_cannot_multiply_it(tmp_path):
+    shared = torch.zeros(1000)
+    path = tmp_path / "views.pth"
+    torch.save({f"view{i}": shared[:] for i in range(10)}, path)  # ten full views: 10x the storage copied out
+    with pytest.raises(CheckpointError, match="times a storage"):
+        read_pickled_state_dict(path)
+    torch.save({"a": shared, "tied": shared}, path)  # tied weights: allowed
+    assert torch.equal(read_pickled_state_dict(path)["tied"], shared)
+
+
+def test_compressed_storages_are_refused(tmp_path):
+    plain, packed = tmp_path / "plain.pth", tmp_path / "packed.pth"
+    torch.save({"weight": torch.zeros(100_000)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+    assert packed.stat().st_size < plain.stat().st_size / 10
+    with pytest.raises(CheckpointError, match="compressed"):
+        read_pickled_state_dict(packed)
