@@ -11,6 +11,10 @@ Pillow raises) and "PA" (to "RGBA"; Pillow returns a black image).
 The tensor path does the same geometry with ``torch.nn.functional.interpolate`` (bicubic,
 antialiased), so gradients flow to the pixels. It differs from the PIL path only by interpolation
 details and the PIL path's rounding to 8 bits (the README gives the measured bound).
+
+Both refuse (``ImageLoadError``, before resizing) an image whose resized size would exceed
+``MAX_RESIZED_PIXELS``: resizing the short side of an 8192x1 image to 224 asks for 1.8 M x 224
+pixels, hundreds of MB from a 90-byte PNG. Only aspect ratios beyond about 330:1 reach the bound.
 """
 
 from __future__ import annotations
@@ -24,14 +28,24 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from imreward.errors import ImageLoadError
+
 CONVERT_BEFORE_RESIZE = {"La": "LA", "PA": "RGBA"}
+MAX_RESIZED_PIXELS = 2**24  # 16.8 M: 64 MiB as RGBA, ample for any photograph's shape
 
 
 def resized_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(height, width) with the shorter side equal to ``size``; the longer side truncated to an int."""
-    if height <= width:
-        return size, int(size * width / height)
-    return int(size * height / width), size
+    """(height, width) with the shorter side equal to ``size``; the longer side truncated to an int.
+
+    Raises:
+        ImageLoadError: the resized image would have more than ``MAX_RESIZED_PIXELS`` pixels.
+    """
+    resized = (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
+    if resized[0] * resized[1] > MAX_RESIZED_PIXELS:
+        raise ImageLoadError(f"a {width}x{height} image resized to {size} px on its shorter side would have "
+                             f"{resized[1]}x{resized[0]} pixels, more than the limit of {MAX_RESIZED_PIXELS} "
+                             f"(aspect ratio {max(height, width) / min(height, width):.0f}:1)")
+    return resized
 
 
 class PilPreprocessor:
@@ -52,6 +66,7 @@ class PilPreprocessor:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode in CONVERT_BEFORE_RESIZE:
             image = image.convert(CONVERT_BEFORE_RESIZE[image.mode])
+        resized_size(image.height, image.width, self.size)  # refuses extreme aspect ratios before resizing
         image = TF.resize(image, self.size, interpolation=InterpolationMode.BICUBIC)
         image = TF.center_crop(image, self.size).convert("RGB")
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)

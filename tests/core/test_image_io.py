@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from imreward.image_io import ImageLoadError, load_image
-from imreward.preprocess import PilPreprocessor, preprocess_tensor, resized_size
+from imreward.preprocess import (MAX_RESIZED_PIXELS, HFCLIPPilPreprocessor, PilPreprocessor, preprocess_tensor,
+                                 resized_size)
 
 from conftest import make_image
 
@@ -85,6 +86,31 @@ def test_resize_then_crop_follows_the_original_order():
 def test_resized_size_truncates_the_long_side():
     assert resized_size(480, 640, 224) == (224, 298)  # 224 * 640 / 480 = 298.67
     assert resized_size(1000, 300, 224) == (746, 224)
+
+
+@pytest.mark.parametrize("preprocessor", [PilPreprocessor, HFCLIPPilPreprocessor])
+def test_extreme_aspect_ratios_are_refused_before_resizing(preprocessor):
+    # Resizing the short side of 8192x1 to 224 would allocate 1.8 M x 224 pixels (+478 MB before this check).
+    preprocess = preprocessor(224, (0, 0, 0), (1, 1, 1))
+    with pytest.raises(ImageLoadError, match="aspect ratio 8192:1"):
+        preprocess(Image.new("L", (8192, 1)))
+    with pytest.raises(ImageLoadError, match="more than the limit"):
+        preprocess_tensor(torch.zeros(1, 3, 1, 8192), 224, (0, 0, 0), (1, 1, 1))
+    assert preprocess(Image.new("L", (1, 300))).shape == (3, 224, 224)  # 300:1, within the bound
+    ratio = MAX_RESIZED_PIXELS // 224**2  # the widest shape within the bound
+    assert resized_size(1, ratio, 224) == (224, 224 * ratio)
+
+
+def test_an_extreme_aspect_ratio_fails_only_its_own_item():
+    from imreward.testing import tiny_model
+
+    model = tiny_model().eval()  # 32 px: a 65536x1 image would be resized to 2 M x 32
+    strip = io.BytesIO()
+    Image.new("L", (65536, 1)).save(strip, format="PNG")
+    errors = {}
+    scores = model.score_batch("a cat", [strip.getvalue(), make_image(40, 48, seed=1)],
+                               on_error=lambda index, error: errors.setdefault(index, str(error)))
+    assert scores[0] is None and "aspect ratio 65536:1" in errors[0] and scores[1] is not None
 
 
 def test_tensor_preprocessing_is_close_to_pil_and_differentiable():
