@@ -111,8 +111,17 @@ def _read_pairs(path: str) -> Iterator[tuple[str, str]]:
                 raise SystemExit(f"{path}:{number}: expected {{\"prompt\": ..., \"image\": ...}} ({error})")
 
 
+SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+cmd|...``), prefixed with
+    ``'`` so it shows as text (OWASP's CSV-injection rule); numbers and other text unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(SPREADSHEET_FORMULA_STARTS) else value
+
+
 class RowWriter:
-    """Writes result rows as JSON lines or CSV."""
+    """Writes result rows as JSON lines or CSV (text cells made safe for spreadsheets)."""
 
     def __init__(self, stream: TextIO, fmt: str, fields: list[str]) -> None:
         self.stream, self.fmt, self.fields = stream, fmt, fields
@@ -122,7 +131,7 @@ class RowWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
-            self.csv.writerow(row)
+            self.csv.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         else:
             self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
 

@@ -21,7 +21,8 @@ class ServeSettings:
         max_images_per_request: requests with more images get 413.
         max_pixels: images with more pixels (width x height, read from the header) fail their item.
         decode_workers: threads decoding and preprocessing images off the event loop.
-        token: if set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
+        token: if set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``; it must
+            not be empty or contain white space (an empty one would accept a bare ``Bearer``).
         max_queued_images: images accepted and not yet answered, over all requests; a request that
             would exceed it gets 503 with ``Retry-After`` (None: no limit).
         retry_after_s: the ``Retry-After`` seconds of that 503.
@@ -68,6 +69,8 @@ class ServeSettings:
             raise ValueError("limit_concurrency must be at least 1 (or None for no limit)")
         if self.max_queued_images is not None and self.max_queued_images < 1:
             raise ValueError("max_queued_images must be at least 1 (or None for no limit)")
+        if self.token is not None and (not self.token or any(character.isspace() for character in self.token)):
+            raise ValueError("the token must not be empty or contain spaces (check --token or $IMREWARD_SERVE_TOKEN)")
         if self.retry_after_s < 0:
             raise ValueError("retry_after_s must not be negative")
         if not self.image_formats or self.image_formats & FORBIDDEN_FORMATS:

@@ -32,6 +32,18 @@ def test_rank_and_csv_output(saved_model, image_files, tmp_path, model):
     assert [int(row["rank"]) for row in rows] == ranking
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(saved_model, image_files, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    prompts = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "@SUM(A1)", "a plain -prompt"]
+    pairs.write_text("".join(json.dumps({"prompt": p, "image": str(image_files[0])}) + "\n" for p in prompts))
+    output = tmp_path / "scores.csv"
+    assert main(["score", "--model", str(saved_model), "--input", str(pairs), "--format", "csv", "-o", str(output),
+                 "-q"]) == 0
+    rows = list(csv.DictReader(output.open()))
+    assert [row["prompt"] for row in rows] == ["'" + p for p in prompts[:3]] + ["a plain -prompt"]
+    assert all(float(row["score"]) == float(row["score"]) for row in rows)  # scores stay numbers, negative ones too
+
+
 def test_jsonl_input_with_a_bad_image_scores_the_rest_and_fails(saved_model, image_files, tmp_path, capsys):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG garbage")

@@ -63,6 +63,14 @@ def test_bad_thread_count_and_duplicate_names_are_refused(captured_run, model_di
     assert captured_run == {}
 
 
+@pytest.mark.parametrize("token", ["", " s3cret", "s3cret\n", "two words"])
+def test_an_empty_or_spaced_token_is_refused_at_start_up(captured_run, model_dirs, monkeypatch, token):
+    monkeypatch.setenv("IMREWARD_SERVE_TOKEN", token)
+    with pytest.raises(SystemExit, match="token must not be empty or contain spaces"):
+        cli_main(["serve", "--model", str(model_dirs["tiny"]), "--device", "cpu"])
+    assert captured_run == {}
+
+
 def test_max_connections_fit_the_open_file_limit():
     import resource
 
