@@ -29,14 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from imreward.jsonl_log import append_jsonl_log, read_jsonl_log
 from imreward.refl import lora
 from imreward.refl.config import LOSS_NAMES, METHOD_ALIGNPROP, METHOD_REFL, PRETRAIN, REFL, ReFLConfig
 from imreward.refl.diffusion import initial_latents, pretraining_loss, reward_images
 from imreward.refl.families import family_of
 from imreward.refl.guards import MonitorGuard
 from imreward.refl.rewards import freeze, frozen_reward, with_normalization
-from imreward.refl.validation import (append_record, generate_images, plot_curves, read_records, save_before_after,
-                                      save_grid)
+from imreward.refl.validation import generate_images, plot_curves, save_before_after, save_grid
+from imreward.train.checkpoint import recover_folder, replace_folder
 
 STATE_FILE = "trainer_state.json"
 BEST_FILE = "best.json"
@@ -306,12 +307,11 @@ class ReFLTrainer:
         record = {"step": self.step, "mean_reward": mean_reward, "rewards": rewards.tolist()}
         if monitors:
             record["monitors"] = monitors
-        append_record(self.output_dir / "validation.jsonl", record)
-        plot_curves(read_records(self.output_dir / "validation.jsonl"), folder / "curves.png")
+        append_jsonl_log(self.output_dir / "validation.jsonl", record)
+        plot_curves(read_jsonl_log(self.output_dir / "validation.jsonl"), folder / "curves.png")
         if self.guard.observe(self.step, mean_reward, monitors):
-            self.save_weights(self.output_dir / "best")
-            (self.output_dir / "best" / BEST_FILE).write_text(json.dumps(
-                {"step": self.step, "mean_reward": mean_reward, "monitors": monitors}))
+            self.save_weights(self.output_dir / "best", {BEST_FILE: json.dumps(
+                {"step": self.step, "mean_reward": mean_reward, "monitors": monitors})})
         self.accelerator.log({"validation/mean_reward": mean_reward,
                               **{f"validation/monitor/{name}": value for name, value in monitors.items()}},
                              step=self.step)
@@ -335,11 +335,15 @@ class ReFLTrainer:
                 shutil.rmtree(old)
 
     def resume(self, checkpoint: str | Path = "latest") -> int:
-        """Restore a checkpoint folder (or the newest one with ``"latest"``); returns its step."""
+        """Restore a checkpoint folder (or the newest complete one with ``"latest"``: its state file is
+        written last); returns its step. A ``best/`` a crash left as ``best.old`` is put back."""
+        if self.accelerator.is_main_process:
+            recover_folder(self.output_dir / "best")
         if str(checkpoint) == "latest":
-            found = sorted((self.output_dir / "checkpoints").glob("step_*"))
+            found = sorted(path for path in (self.output_dir / "checkpoints").glob("step_*")
+                           if (path / STATE_FILE).is_file())
             if not found:
-                raise FileNotFoundError(f"no checkpoints under {self.output_dir / 'checkpoints'}")
+                raise FileNotFoundError(f"no checkpoints under {self.output_dir / 'checkpoints'} (none complete)")
             checkpoint = found[-1]
         checkpoint = Path(checkpoint)
         if not (checkpoint / STATE_FILE).is_file():
@@ -350,14 +354,21 @@ class ReFLTrainer:
         self.guard.load_state_dict({**state.get("guard", {}), "max_drop": self.config.stop_when_monitor_drops})
         return self.step
 
-    def save_weights(self, folder: str | Path) -> Path:
-        """Write the current weights (main process): LoRA adapters, or a full diffusers pipeline folder."""
+    def save_weights(self, folder: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+        """Write the current weights (main process): LoRA adapters, or a full diffusers pipeline folder,
+        plus ``extra_files`` ({name: text}); a previous version is replaced only once this one is complete."""
         folder = Path(folder)
-        if self.accelerator.is_main_process:
+
+        def write(temporary: Path) -> None:
             if self.config.lora_rank > 0:
-                lora.save_lora_weights(self.pipeline, self.family, self.sampling_model, folder)
+                lora.save_lora_weights(self.pipeline, self.family, self.sampling_model, temporary)
             else:  # the pipeline's denoiser is the trained module (accelerate wraps it without copying)
-                self.pipeline.save_pretrained(str(folder))
+                self.pipeline.save_pretrained(str(temporary))
+            for name, text in (extra_files or {}).items():
+                (temporary / name).write_text(text)
+
+        if self.accelerator.is_main_process:
+            replace_folder(folder, write)
         return folder
 
     def export(self, folder: str | Path | None = None) -> Path:

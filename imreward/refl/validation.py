@@ -3,7 +3,6 @@ side by side), the JSON-lines record of reward and monitor means, and a PNG of t
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -71,21 +70,6 @@ def save_before_after(images: torch.Tensor, folder: str | os.PathLike, step: int
         return None
     pairs = torch.stack([before, images.cpu()], dim=1).flatten(0, 1)
     return save_grid(pairs, folder / f"before_after_step_{step:06d}.png", columns=2)
-
-
-def append_record(path: str | os.PathLike, record: dict) -> None:
-    """Append one JSON line (validation rewards per step) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record) + "\n")
-
-
-def read_records(path: str | os.PathLike) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def plot_curves(records: list[dict], path: str | os.PathLike) -> Path:

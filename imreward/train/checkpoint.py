@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +54,43 @@ def load_training_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def save_model_atomically(model: ImageReward, folder: Path, extra_files: dict[str, str] | None = None) -> None:
-    """``save_pretrained`` (plus ``extra_files``, {name: text}) into ``folder``, replacing a previous
-    save only once the new one is complete. A model with LoRA adapters is saved merged, with the
-    adapter in ``folder/adapter``."""
-    from imreward.train.lora import ADAPTER_FOLDER, has_lora, merged_copy, save_adapter
+def recover_folder(folder: Path) -> None:
+    """Put ``folder`` back from ``folder.old`` when a crash between the two renames of
+    ``replace_folder`` left only the previous version (``folder.tmp``, complete or not, is dropped
+    by the next ``replace_folder``)."""
+    previous = folder.with_name(folder.name + ".old")
+    if not folder.exists() and previous.is_dir():
+        previous.rename(folder)
 
+
+def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary)`` a new version of ``folder`` beside it, then swap it in: a crash at any
+    point leaves the previous version in ``folder`` or ``folder.old`` (``recover_folder``)."""
     temporary = folder.with_name(folder.name + ".tmp")
     previous = folder.with_name(folder.name + ".old")
+    recover_folder(folder)
     for leftover in (temporary, previous):
         shutil.rmtree(leftover, ignore_errors=True)
-    if has_lora(model):
-        merged_copy(model).save_pretrained(temporary)
-        save_adapter(model, temporary / ADAPTER_FOLDER)
-    else:
-        model.save_pretrained(temporary)
-    for name, text in (extra_files or {}).items():
-        (temporary / name).write_text(text)
+    write(temporary)
     if folder.exists():
         folder.rename(previous)
     temporary.rename(folder)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def save_model_atomically(model: ImageReward, folder: Path, extra_files: dict[str, str] | None = None) -> None:
+    """``save_pretrained`` (plus ``extra_files``, {name: text}) into ``folder``, replacing a previous
+    save only once the new one is complete (``replace_folder``). A model with LoRA adapters is saved
+    merged, with the adapter in ``folder/adapter``."""
+    from imreward.train.lora import ADAPTER_FOLDER, has_lora, merged_copy, save_adapter
+
+    def write(temporary: Path) -> None:
+        if has_lora(model):
+            merged_copy(model).save_pretrained(temporary)
+            save_adapter(model, temporary / ADAPTER_FOLDER)
+        else:
+            model.save_pretrained(temporary)
+        for name, text in (extra_files or {}).items():
+            (temporary / name).write_text(text)
+
+    replace_folder(folder, write)

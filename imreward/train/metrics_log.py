@@ -1,12 +1,14 @@
 """Metrics to a JSON-lines file and TensorBoard (main process only). On resume, records after the
-checkpoint's step are dropped from both, so a resumed log reads like an uninterrupted one."""
+checkpoint's step are dropped from both, so a resumed log reads like an uninterrupted one; a last
+line torn by a crash is dropped too (``imreward.jsonl_log``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from imreward.jsonl_log import append_jsonl_log, read_jsonl_log, rewrite_jsonl_log
 
 logger = logging.getLogger("imreward.train")
 METRICS_FILE = "metrics.jsonl"
@@ -20,9 +22,8 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            rewrite_jsonl_log(self.path, [record for record in read_jsonl_log(self.path)
+                                          if record.get("step", 0) <= resume_step])
         elif resume_step is None:
             self.path.write_text("")
         if tensorboard:
@@ -37,8 +38,7 @@ class MetricsLog:
     def write(self, split: str, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as stream:
-            stream.write(json.dumps({"split": split, "step": step, **metrics}) + "\n")
+        append_jsonl_log(self.path, {"split": split, "step": step, **metrics})
         if self.writer is not None:
             for name, value in metrics.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -52,4 +52,6 @@ class MetricsLog:
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
     """The records of a run's ``metrics.jsonl``."""
     path = Path(output_dir) / METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such metrics log")
+    return read_jsonl_log(path)

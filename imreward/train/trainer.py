@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from imreward.data import PreferenceDataset, PromptBatch, PromptCollator, load_preference_data
 from imreward.threads import set_threads
 from imreward.train import distributed
-from imreward.train.checkpoint import (CHECKPOINT_FILE, load_training_state, rng_state, save_model_atomically,
-                                       save_training_state, seed_everything, set_rng_state)
+from imreward.train.checkpoint import (CHECKPOINT_FILE, load_training_state, recover_folder, rng_state,
+                                       save_model_atomically, save_training_state, seed_everything, set_rng_state)
 from imreward.train.collapse import collapse_reason
 from imreward.train.config import TrainConfig
 from imreward.train.lora import configure_trainable, load_merged_weights
@@ -102,6 +102,9 @@ class Trainer:
                          "last_val": {}, "last_val_step": -1, "lowest_val_loss": math.inf, "skipped_images": 0}
         seed_everything(config.seed + 1 + context.rank)  # dropout masks differ between processes
         resume_step = self._resume() if config.resume and self.checkpoint_path.exists() else None
+        if resume_step is not None and context.is_main:
+            for saved in ("best", "final"):  # a crash may have left only best.old
+                recover_folder(self.output_dir / saved)
         self.metrics = MetricsLog(self.output_dir, context.is_main, config.tensorboard, resume_step)
         if context.is_main and resume_step is None:
             settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

@@ -15,7 +15,7 @@ import torch
 from imreward.hub import read_state_dict
 from imreward.train import TrainConfig, train
 from imreward.train.checkpoint import CHECKPOINT_FILE, load_training_state
-from imreward.train.metrics_log import read_metrics
+from imreward.train.metrics_log import METRICS_FILE, read_metrics
 
 from .conftest import tiny_run
 
@@ -72,6 +72,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(synthetic_data, 
     assert load_training_state(killed / CHECKPOINT_FILE)["progress"]["global_step"] == 9
     assert max(r["step"] for r in read_metrics(killed)) == KILL_AT_STEP  # steps past the checkpoint were logged
     assert not (killed / "result.json").exists()
+    with (killed / METRICS_FILE).open("a") as log:  # as if killed while writing a line
+        log.write('{"split": "train", "step": 11, "lo')
+    (killed / "best").rename(killed / "best.old")  # as if killed between the two renames of best/
 
     resumed = train(TrainConfig(**_settings(synthetic_data, killed, tiny_config_file), resume=True))
     straight = train(TrainConfig(**_settings(synthetic_data, tmp_path / "straight", tiny_config_file)))
