@@ -6,6 +6,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from imreward.serve.connection_limits import ConnectionLimits
+
 from .database import default_db_url, make_engine, make_session_factory, migrate
 from .exporter import ExportReport, export_dataset
 from .importer import ImportReport, import_path
@@ -67,26 +69,31 @@ def serve(
     secure_cookies: bool = False,
     secret_key: str | None = None,
     forwarded_allow_ips: str | None = None,
+    connections: ConnectionLimits | None = None,
     **limits,
 ) -> None:
     """Run the web app with uvicorn in this process.
 
     `forwarded_allow_ips`: the reverse proxies (comma-separated addresses) whose
     X-Forwarded-For/-Proto headers are trusted, so that login limits see the real client
-    address; None trusts no such header. `limits`: `AppConfig` fields (`login`, `sessions`,
-    `body_limits`, `import_limits`). Sessions and login limits live in the database, so
-    several processes on one database share them.
+    address; None trusts no such header. `connections`: header and body deadlines, header size
+    and connection limits, as the reward server's (`imreward.serve.connections`; default
+    `cli.CONNECTION_LIMITS`). `limits`:
+    `AppConfig` fields (`login`, `sessions`, `body_limits`, `import_limits`). Sessions and login
+    limits live in the database, so several processes on one database share them.
     """
-    import uvicorn
+    from imreward.serve.connections import run_server
 
     from .app import AppConfig, create_app
+    from .cli import CONNECTION_LIMITS
 
     media_root.mkdir(parents=True, exist_ok=True)
     config = AppConfig(database_url(db), media_root, secret_key, secure_cookies, **limits)
-    uvicorn.run(
+    run_server(
         create_app(config),
-        host=host,
-        port=port,
+        connections or CONNECTION_LIMITS,
+        host,
+        port,
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from imreward.cli import (add_image_formats_argument, add_model_arguments, add_threads_argument,
                           image_formats_from_args, load_model_from_args)
+from imreward.serve.connection_limits import add_connection_arguments, connection_limits_from_args
 from imreward.serve.settings import TOKEN_ENV, ServeSettings
 
 DEFAULT_MODEL = "ImageReward-v1.0"
@@ -39,17 +40,7 @@ def register(subparsers) -> None:
                        help="torch threads of the model forward (default: torch's default, one per core)")
     serve.add_argument("--max-queued-images", type=int, default=None,
                        help="images in flight over all requests; more get 503 with Retry-After (default: no limit)")
-    serve.add_argument("--limit-concurrency", type=int, default=None,
-                       help="connections and requests uvicorn handles at once; more get 503 (default: no limit)")
-    serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
-                       help="open connections; more are answered 503 and closed (default: %(default)s)")
-    serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="SECONDS",
-                       help="close a connection whose request headers take longer (default: %(default)s)")
-    serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="SECONDS",
-                       help="close a connection whose request body takes longer after its headers "
-                            "(default: %(default)s)")
-    serve.add_argument("--keep-alive-timeout", type=float, default=defaults.keep_alive_timeout_s, metavar="SECONDS",
-                       help="close a connection idle this long after a response (default: %(default)s)")
+    add_connection_arguments(serve)
     serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
@@ -126,9 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
                                  max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
                                  max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
                                  max_queued_images=args.max_queued_images, image_formats=formats,
-                                 header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-                                 keep_alive_timeout_s=args.keep_alive_timeout, max_connections=args.max_connections,
-                                 limit_concurrency=args.limit_concurrency)
+                                 connections=connection_limits_from_args(args))
     except ValueError as error:
         raise SystemExit(f"imreward serve: error: {error}") from None
     if not _is_loopback(args.host) and not args.token:
@@ -138,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(models, settings)
     except ValueError as error:
         raise SystemExit(f"imreward serve: {error}")
-    run_server(app, settings, host=args.host, port=args.port, log_level=args.log_level,
+    run_server(app, settings.connections, host=args.host, port=args.port, log_level=args.log_level,
                graceful_timeout=args.graceful_timeout)
     return 0
 

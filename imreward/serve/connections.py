@@ -1,4 +1,5 @@
-"""Connection limits of the reward server that uvicorn lacks, and the uvicorn set-up that applies them.
+"""Connection limits that uvicorn lacks, and the uvicorn set-up that applies them: used by the
+reward server and the annotation server alike (``imreward.serve.connection_limits``).
 
 uvicorn closes a keep-alive connection left idle after a response (``timeout_keep_alive``), but
 keeps forever a new connection that sends nothing, or sends its headers or body a byte at a time
@@ -12,7 +13,11 @@ every byte) that
 - close a connection whose request body is not complete ``body_timeout_s`` after its headers;
 - answer 503 and close a connection that would exceed ``max_connections`` open connections;
 - answer 431 and close a connection whose request headers exceed ``max_header_bytes`` (h11 has
-  this limit; httptools has none).
+  this limit; httptools has none);
+- with httptools, close a connection whose chunked body sends more than ``max_header_bytes`` of
+  anything but body bytes in a row (chunk framing, extensions, trailers: httptools gathers each
+  trailer field in memory, without limit), and drop trailer fields instead of appending them to
+  the request's headers (ASGI has no request trailers). h11 bounds trailers like headers.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ try:
 except ImportError:  # httptools is optional (uvicorn[standard]); h11 is always there
     HttpToolsProtocol = None
 
-from imreward.serve.settings import ServeSettings
+from imreward.serve.connection_limits import ConnectionLimits
 
 logger = logging.getLogger("imreward.serve")
 FILE_DESCRIPTOR_RESERVE = 256  # model files, decode threads, logs, the listening socket
@@ -53,7 +58,8 @@ class RequestDeadlines:
     """Header and body read deadlines and the connection limit, mixed into a uvicorn HTTP protocol;
     ``_phase`` says which part of the current request the protocol is waiting for."""
 
-    settings: ServeSettings = ServeSettings()  # replaced per server by ``protocol_class``
+    limits: ConnectionLimits = ConnectionLimits()  # replaced per server by ``protocol_class``
+    bounds_framing = True  # whether a chunked body's non-body bytes need bounding here
     last_refusal_warning = 0.0
 
     def _phase(self) -> str:
@@ -65,30 +71,46 @@ class RequestDeadlines:
         self.deadline: asyncio.TimerHandle | None = None
         self.deadline_phase: str | None = None
         self.header_bytes = 0  # of the request whose headers are not complete yet
-        if len(self.connections) > self.settings.max_connections:
+        self.body_bytes = 0  # of every request on the connection so far (``_count_body``)
+        self.framing_bytes = 0  # received in a row in the body phase that were no body bytes
+        if len(self.connections) > self.limits.max_connections:
             self._refuse()
             return
-        self._arm("headers", self.settings.header_timeout_s)
+        self._arm("headers", self.limits.header_timeout_s)
 
     def data_received(self, data: bytes) -> None:
+        phase_before, body_before = self._phase(), self.body_bytes
         super().data_received(data)
         if self.transport.is_closing():
             return
         phase = self._phase()
         self.header_bytes = self.header_bytes + len(data) if phase == "headers" else 0
-        if self.header_bytes > self.settings.max_header_bytes:  # httptools sets no limit of its own
+        if self.header_bytes > self.limits.max_header_bytes:  # httptools sets no limit of its own
             self._close_with(HEADERS_TOO_LARGE)
             return
+        if self.bounds_framing and phase_before == phase == "body":
+            framing = len(data) - (self.body_bytes - body_before)
+            self.framing_bytes = framing if self.body_bytes > body_before else self.framing_bytes + framing
+            if self.framing_bytes > self.limits.max_header_bytes:
+                self._close_with(b"" if self._response_started() else HEADERS_TOO_LARGE)
+                return
         if phase == "headers" and self.deadline_phase != "headers":
-            self._arm("headers", self.settings.header_timeout_s)
+            self._arm("headers", self.limits.header_timeout_s)
         elif phase == "body" and self.deadline_phase != "body":
-            self._arm("body", self.settings.body_timeout_s)
+            self._arm("body", self.limits.body_timeout_s)
         elif phase == "done":
             self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _count_body(self, size: int) -> None:
+        self.body_bytes += size
+
+    def _response_started(self) -> bool:
+        cycle = getattr(self, "cycle", None)
+        return bool(cycle is not None and cycle.response_started)
 
     def on_response_complete(self) -> None:
         self._disarm()  # from here uvicorn's keep-alive timeout applies until the next request's bytes
@@ -116,7 +138,7 @@ class RequestDeadlines:
         if now - RequestDeadlines.last_refusal_warning > WARNING_INTERVAL_S:
             RequestDeadlines.last_refusal_warning = now
             logger.warning("refusing connections: %d open, the limit is %d (--max-connections)",
-                           len(self.connections) - 1, self.settings.max_connections)
+                           len(self.connections) - 1, self.limits.max_connections)
         self._close_with(REFUSAL)
 
     def _close_with(self, response: bytes) -> None:
@@ -126,11 +148,14 @@ class RequestDeadlines:
 
 
 class LimitedH11Protocol(RequestDeadlines, H11Protocol):
-    """uvicorn's pure-Python HTTP/1.1 protocol with the deadlines; h11 tracks the request's phase."""
+    """uvicorn's pure-Python HTTP/1.1 protocol with the deadlines; h11 tracks the request's phase
+    (and bounds trailers by ``max_incomplete_event_size``, so body bytes need no counting)."""
 
     def _phase(self) -> str:
         state = self.conn.their_state
         return "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "done"
+
+    bounds_framing = False
 
 
 if HttpToolsProtocol is not None:
@@ -147,35 +172,43 @@ if HttpToolsProtocol is not None:
             self.parser_phase = "headers"
             super().on_message_begin()
 
+        def on_header(self, name: bytes, value: bytes) -> None:
+            if self.parser_phase == "headers":  # after them: a trailer field, dropped
+                super().on_header(name, value)
+
         def on_headers_complete(self) -> None:
             self.parser_phase = "body"
             super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            self._count_body(len(body))
+            super().on_body(body)
 
         def on_message_complete(self) -> None:
             self.parser_phase = "done"
             super().on_message_complete()
 
 
-def protocol_class(settings: ServeSettings, http: str = "auto") -> type[RequestDeadlines]:
-    """The protocol uvicorn instantiates per connection, bound to ``settings``: httptools (faster)
+def protocol_class(limits: ConnectionLimits, http: str = "auto") -> type[RequestDeadlines]:
+    """The protocol uvicorn instantiates per connection, bound to ``limits``: httptools (faster)
     when installed and ``http`` is ``"auto"``, else h11, as uvicorn's own ``http="auto"`` chooses."""
     base: type[RequestDeadlines] = LimitedH11Protocol
     if http == "httptools" or (http == "auto" and HttpToolsProtocol is not None):
         if HttpToolsProtocol is None:
             raise ValueError("http='httptools' needs the httptools package (pip install httptools)")
         base = LimitedHttpToolsProtocol
-    return type(base.__name__, (base,), {"settings": settings})
+    return type(base.__name__, (base,), {"limits": limits})
 
 
-def fit_file_limit(settings: ServeSettings) -> int:
+def fit_file_limit(limits: ConnectionLimits) -> int:
     """Raise the soft open-file limit so ``max_connections`` fit (up to the hard limit); returns the
     number of connections the process can hold, less than ``max_connections`` if the limit is lower."""
     try:
         import resource
     except ImportError:  # not on Unix: nothing to adjust
-        return settings.max_connections
+        return limits.max_connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = settings.max_connections + FILE_DESCRIPTOR_RESERVE
+    needed = limits.max_connections + FILE_DESCRIPTOR_RESERVE
     if soft != resource.RLIM_INFINITY and soft < needed:
         raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         try:
@@ -184,20 +217,21 @@ def fit_file_limit(settings: ServeSettings) -> int:
         except (ValueError, OSError):
             pass
     if soft == resource.RLIM_INFINITY:
-        return settings.max_connections
-    return max(1, min(settings.max_connections, soft - FILE_DESCRIPTOR_RESERVE))
+        return limits.max_connections
+    return max(1, min(limits.max_connections, soft - FILE_DESCRIPTOR_RESERVE))
 
 
-def run_server(app, settings: ServeSettings, host: str, port: int, log_level: str = "info",
-               graceful_timeout: float = 30.0) -> None:
-    """Run ``app`` with uvicorn under the connection limits of ``settings``."""
+def run_server(app, limits: ConnectionLimits, host: str, port: int, log_level: str = "info",
+               graceful_timeout: float = 30.0, **uvicorn_options) -> None:
+    """Run ``app`` with uvicorn under ``limits``; ``uvicorn_options`` go to ``uvicorn.run`` as they are."""
     import uvicorn
 
-    connections = fit_file_limit(settings)
-    if connections < settings.max_connections:
+    connections = fit_file_limit(limits)
+    if connections < limits.max_connections:
         logger.warning("the open-file limit allows %d connections, not %d: lowering --max-connections",
-                       connections, settings.max_connections)
-        settings = dataclasses.replace(settings, max_connections=connections)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_class(settings),
-                timeout_keep_alive=settings.keep_alive_timeout_s, limit_concurrency=settings.limit_concurrency,
-                h11_max_incomplete_event_size=settings.max_header_bytes, timeout_graceful_shutdown=graceful_timeout)
+                       connections, limits.max_connections)
+        limits = dataclasses.replace(limits, max_connections=connections)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_class(limits),
+                timeout_keep_alive=limits.keep_alive_timeout_s, limit_concurrency=limits.limit_concurrency,
+                h11_max_incomplete_event_size=limits.max_header_bytes, timeout_graceful_shutdown=graceful_timeout,
+                **uvicorn_options)

@@ -10,11 +10,11 @@ import time
 import pytest
 import uvicorn
 
+from imreward.serve.connection_limits import ConnectionLimits
 from imreward.serve.connections import protocol_class
-from imreward.serve.settings import ServeSettings
 from serve.serve_helpers import seconds_until_closed
 
-LIMITS = ServeSettings(header_timeout_s=0.5, body_timeout_s=0.8, keep_alive_timeout_s=0.5, max_connections=3)
+LIMITS = ConnectionLimits(header_timeout_s=0.5, body_timeout_s=0.8, keep_alive_timeout_s=0.5, max_connections=3)
 
 
 async def body_length_app(scope, receive, send) -> None:
@@ -118,3 +118,19 @@ def test_oversized_headers_are_refused(port):
         except ConnectionResetError:
             pass
     assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:100]
+
+
+def test_chunked_trailers_are_bounded_like_headers(port):
+    trailers = b"".join(b"X-t%d: %s\r\n" % (i, b"a" * 1010) for i in range(1024))  # 1 MiB, past the 16 KiB limit
+    with connect(port) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n")
+        try:
+            connection.sendall(trailers + b"\r\n")
+            answer = connection.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+    assert not answer.startswith(b"HTTP/1.1 200"), answer[:100]
+    with connect(port) as connection:  # a few small trailers are fine
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                           b"X-checksum: 1234\r\n\r\n")
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")

@@ -9,7 +9,7 @@ import uvicorn
 from imreward.cli import main as cli_main
 from imreward.serve.cli import parse_model_spec
 from imreward.serve.connections import FILE_DESCRIPTOR_RESERVE, fit_file_limit
-from imreward.serve.settings import ServeSettings
+from imreward.serve.connection_limits import ConnectionLimits
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_threads_limits_and_models_are_passed_on(captured_run, model_dirs):
     assert captured_run["threads"] == wanted_threads
     assert captured_run["options"]["limit_concurrency"] == 5
     assert captured_run["options"]["timeout_keep_alive"] == 2
-    protocol_settings = captured_run["options"]["http"].settings
+    protocol_settings = captured_run["options"]["http"].limits
     assert (protocol_settings.header_timeout_s, protocol_settings.body_timeout_s) == (3, 4)
     assert protocol_settings.max_connections == 50
     assert captured_run["options"]["port"] == 8123 and captured_run["options"]["host"] == "127.0.0.1"
@@ -75,9 +75,9 @@ def test_max_connections_fit_the_open_file_limit():
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert fit_file_limit(ServeSettings(max_connections=10)) == 10
+    assert fit_file_limit(ConnectionLimits(max_connections=10)) == 10
     if hard != resource.RLIM_INFINITY:
-        assert fit_file_limit(ServeSettings(max_connections=10 * hard)) == hard - FILE_DESCRIPTOR_RESERVE
+        assert fit_file_limit(ConnectionLimits(max_connections=10 * hard)) == hard - FILE_DESCRIPTOR_RESERVE
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard  # raised as far as allowed
 
 
