@@ -13,6 +13,7 @@ from imreward._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "imreward.batch.job": ["score_shards"],
     "imreward.config": ["HeadConfig", "ImageRewardConfig", "TextConfig", "VisionConfig"],
     "imreward.errors": ["CheckpointError", "ImageLoadError", "ModelDownloadError"],
     "imreward.hub": ["ModelSpec", "available_models", "available_scores",
@@ -25,6 +26,7 @@ _EXPORTS = {
 __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from imreward.batch.job import score_shards
     from imreward.config import HeadConfig, ImageRewardConfig, TextConfig, VisionConfig
     from imreward.errors import CheckpointError, ImageLoadError, ModelDownloadError
     from imreward.hub import (ModelSpec, ScorerInfo, available_models, available_scores, list_models, load, load_score,

@@ -15,10 +15,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
-APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.cli", "imreward.refl.cli",
-                    "imreward.annotate.cli")
+APPLICATION_CLIS = ("imreward.eval.cli", "imreward.train.cli", "imreward.serve.cli", "imreward.batch.cli",
+                    "imreward.refl.cli", "imreward.annotate.cli")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +75,28 @@ def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
                                   download_root=args.download_root,
                                   **{name: value for name, value in options.items() if value is not None})
     return scorer.eval() if hasattr(scorer, "eval") else scorer
+
+
+DEFAULT_MODEL = "ImageReward-v1.0"
+
+
+def model_specs(specs: list[str] | None) -> dict[str, str]:
+    """Name -> scorer spec of each ``--model`` (default ``DEFAULT_MODEL``); refuses two with one name."""
+    models: dict[str, str] = {}
+    for spec in specs or [DEFAULT_MODEL]:
+        name, source = parse_model_spec(spec)
+        if name in models:
+            raise SystemExit(f"two models are named {name!r}: give them names with NAME=MODEL")
+        models[name] = source
+    return models
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """``"name=path"`` -> (name, path); a bare path or registry name is named after its last component."""
+    name, separator, source = spec.partition("=")
+    if separator and name and "/" not in name and os.sep not in name:
+        return name, source
+    return Path(spec.rstrip("/\\")).name or spec, spec
 
 
 def scorer_loader(args: argparse.Namespace) -> Callable[[str], Any]:

@@ -1,6 +1,6 @@
-"""Reward serving: an HTTP server with dynamic batching (``imreward serve``) and resumable,
-sharded batch scoring of image sets (``imreward score-dataset``).
+"""Reward serving: an HTTP server with dynamic batching (``imreward serve``). Batch scoring of
+image sets (``imreward score-dataset``) lives in ``imreward.batch``.
 
-Heavy dependencies (FastAPI, uvicorn, pyarrow) are imported by the modules that need them, so
+Heavy dependencies (FastAPI, uvicorn) are imported by the modules that need them, so
 ``import imreward.serve`` stays cheap.
 """

@@ -1,4 +1,4 @@
-"""``imreward serve`` and ``imreward score-dataset``; heavy imports happen inside the handlers."""
+"""``imreward serve``; heavy imports happen inside the handler."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import argparse
 import ipaddress
 import os
 import sys
-from pathlib import Path
 
-from imreward.cli import (add_image_formats_argument, add_model_arguments, add_threads_argument,
-                          image_formats_from_args, load_model_from_args)
+from imreward.cli import (DEFAULT_MODEL, add_image_formats_argument, add_model_arguments, image_formats_from_args,
+                          load_model_from_args, model_specs)
 from imreward.serve.connection_limits import add_connection_arguments, connection_limits_from_args
 from imreward.serve.settings import TOKEN_ENV, ServeSettings
 
-DEFAULT_MODEL = "ImageReward-v1.0"
-
 
 def register(subparsers) -> None:
-    """Add the ``serve`` and ``score-dataset`` commands."""
+    """Add the ``serve`` command."""
     defaults = ServeSettings()
     serve = subparsers.add_parser("serve", help="serve rewards over HTTP with dynamic batching",
                                   conflict_handler="resolve")
@@ -47,50 +44,6 @@ def register(subparsers) -> None:
                        help="seconds to finish requests in flight on shutdown")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_serve)
-
-    dataset = subparsers.add_parser("score-dataset", help="score a folder tree, manifest or ImageRewardDB dataset "
-                                                          "into parquet / JSON lines (resumable, torchrun-sharded)",
-                                    conflict_handler="resolve")
-    add_model_arguments(dataset)
-    dataset.add_argument("--model", action="append", metavar="[NAME=]MODEL",
-                         help=f"scorer to run (default {DEFAULT_MODEL}); repeat for several in one pass over the "
-                              "images, each image decoded once, into one column score_NAME per model")
-    add_image_formats_argument(dataset)
-    dataset.add_argument("input", type=Path,
-                         help="image folder tree, manifest (.jsonl/.csv/.parquet), ImageRewardDB folder, or a "
-                              "published dataset by hub id (THUDM/ImageRewardDB, ymhao/HPDv2, "
-                              "yuvalkirstain/pickapic_v2) or local copy")
-    dataset.add_argument("--output", "-o", type=Path, required=True, help="result file: .parquet or .jsonl")
-    dataset.add_argument("--layout", choices=["auto", "folder", "manifest", "imagerewarddb", "dataset"],
-                         default="auto")
-    dataset.add_argument("--split", default="train", help="split of a dataset (default: %(default)s)")
-    dataset.add_argument("--batch-size", type=int, default=64)
-    dataset.add_argument("--num-workers", type=int, default=None, help="decoding processes (default: CPU count)")
-    dataset.add_argument("--rows-per-part", type=int, default=4096,
-                         help="rows per committed part file; a crash loses at most this many (default: %(default)s)")
-    dataset.add_argument("--no-merge", action="store_true", help="leave the part files; merge in a later run")
-    dataset.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_threads_argument(dataset, by_model_size=False)
-    dataset.set_defaults(handler=_score_dataset)
-
-
-def model_specs(specs: list[str] | None) -> dict[str, str]:
-    """Name -> scorer spec of each ``--model`` (default ``DEFAULT_MODEL``); refuses two with one name."""
-    models: dict[str, str] = {}
-    for spec in specs or [DEFAULT_MODEL]:
-        name, source = parse_model_spec(spec)
-        if name in models:
-            raise SystemExit(f"two models are named {name!r}: give them names with NAME=MODEL")
-        models[name] = source
-    return models
-
-
-def parse_model_spec(spec: str) -> tuple[str, str]:
-    """``"name=path"`` -> (name, path); a bare path or registry name is named after its last component."""
-    name, separator, source = spec.partition("=")
-    if separator and name and "/" not in name and os.sep not in name:
-        return name, source
-    return Path(spec.rstrip("/\\")).name or spec, spec
 
 
 def _is_loopback(host: str) -> bool:
@@ -130,11 +83,3 @@ def _serve(args: argparse.Namespace) -> int:
     run_server(app, settings.connections, host=args.host, port=args.port, log_level=args.log_level,
                graceful_timeout=args.graceful_timeout)
     return 0
-
-
-def _score_dataset(args: argparse.Namespace) -> int:
-    from imreward.serve.dataset_scoring import score_dataset_command
-    from imreward.threads import set_threads
-
-    set_threads(args.threads)  # the model is loaded later: an explicit count, else the cores per process
-    return score_dataset_command(args, model_specs(args.model))

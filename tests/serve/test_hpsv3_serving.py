@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from imreward import hub
 from imreward.cli import main as cli_main
 from imreward.scoring import batch_images, batch_text
-from imreward.serve.dataset_scoring import preprocessing_slots, stacked_slots
+from imreward.batch.decode import preprocessing_slots, stacked_slots
 from imreward.testing import tiny_model
 from serve.serve_helpers import encoded_image
 from tiny_hpsv3 import load_tiny_hpsv3, write_checkpoint

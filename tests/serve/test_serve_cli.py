@@ -7,7 +7,7 @@ import torch
 import uvicorn
 
 from imreward.cli import main as cli_main
-from imreward.serve.cli import parse_model_spec
+from imreward.cli import parse_model_spec
 from imreward.serve.connections import FILE_DESCRIPTOR_RESERVE, fit_file_limit
 from imreward.serve.connection_limits import ConnectionLimits
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import imreward.serve.dataset_scoring as dataset_scoring
+import imreward.batch.decode as decode
 from imreward import hub
 from imreward.cli import main as cli_main
 from imreward.testing import tiny_model
@@ -79,44 +79,49 @@ def score_dataset(manifest: Path, output: Path, models: list[str]) -> list[dict]
 def test_each_image_is_decoded_once_and_each_column_equals_its_model_alone(test_scorers, manifest, tmp_path,
                                                                            monkeypatch):
     decodes = []
-    real_load_image = dataset_scoring.load_image
+    real_load_image = decode.load_image
 
     def counting_load_image(source, max_pixels, formats):
         decodes.append(source)
         return real_load_image(source, max_pixels, formats)
 
-    monkeypatch.setattr(dataset_scoring, "load_image", counting_load_image)
+    monkeypatch.setattr(decode, "load_image", counting_load_image)
     together = score_dataset(manifest, tmp_path / "all.jsonl", test_scorers)
     assert len(decodes) == ROWS and len(set(decodes)) == ROWS
-    assert list(together[0]) == ["key", "prompt", "image", *[f"score_{name}" for name in test_scorers], "error"]
-    assert [row["key"] for row in together] == list(range(ROWS))
+    assert list(together[0]) == ["key", "prompt", *[f"score_{name}" for name in test_scorers], "error"]
+    assert [row["key"] for row in together] == [f"{index}.{'png' if index % 2 else 'jpg'}" for index in range(ROWS)]
     assert "cannot decode" in together[4]["error"]
     assert all(together[4][f"score_{name}"] is None for name in test_scorers)
 
     for name in test_scorers:
         alone = score_dataset(manifest, tmp_path / f"{name}.jsonl", [name])
-        assert list(alone[0]) == ["key", "prompt", "image", "score", "error"]
+        assert list(alone[0]) == ["key", "prompt", "score", "error"]
         assert [row[f"score_{name}"] for row in together] == [row["score"] for row in alone]
     assert len(decodes) == ROWS * (1 + len(test_scorers))
-    columns = [[row[f"score_{name}"] for row in together if row["key"] != 4] for name in test_scorers]
+    columns = [[row[f"score_{name}"] for row in together if row["error"] is None] for name in test_scorers]
     assert all(a != b for a, b in zip(columns, columns[1:]))  # different models, different scores
 
 
 def test_named_models_and_offline_scores(test_scorers, manifest, tmp_path):
     rows = score_dataset(manifest, tmp_path / "named.jsonl", ["first=tiny-a", "wide=tiny-64"])
     assert [name for name in rows[0] if name.startswith("score")] == ["score_first", "score_wide"]
-    valid = [row for row in rows if row["error"] is None]
+    valid = [{**row, "image": str(manifest.parent / row["key"])} for row in rows if row["error"] is None]
     for column, model in (("score_first", tiny_model(seed=0)), ("score_wide", tiny_model(seed=2, image_size=64))):
         expected = model.score_batch([row["prompt"] for row in valid], [row["image"] for row in valid])
         assert [row[column] for row in valid] == pytest.approx(expected, abs=1e-5)
 
 
 def test_resuming_with_other_models_is_refused(test_scorers, manifest, tmp_path):
-    output = tmp_path / "scores.parquet"
-    assert run(manifest, output, ["tiny-a", "tiny-b"], "--no-merge", "--rows-per-part", "4") == 0
-    with pytest.raises(SystemExit, match=r"columns \['score_tiny-a', 'score_tiny-b'\], not \['score'\]"):
+    output = tmp_path / "scores"
+    assert run(manifest, output, ["tiny-a", "tiny-b"], "--rows-per-shard", "4") == 0
+    assert sorted(path.name for path in output.glob("*.parquet")) == [f"manifest-0000{n}.parquet" for n in range(3)]
+    with pytest.raises(SystemExit, match=r"holds the results of a run with other models.*score=tiny-a"):
         run(manifest, output, ["tiny-a"])
+    with pytest.raises(SystemExit, match=r"holds the results of a run with other models"):
+        run(manifest, output, ["tiny-a", "tiny-c=tiny-b"])
     with pytest.raises(SystemExit, match="two models are named 'tiny-a'"):
         run(manifest, output, ["tiny-a", "tiny-a"])
-    assert run(manifest, output, ["tiny-a", "tiny-b"]) == 0  # the same models resume and merge
-    assert pq.read_table(output).column_names == ["key", "prompt", "image", "score_tiny-a", "score_tiny-b", "error"]
+    assert run(manifest, output, ["tiny-a", "tiny-b"], "--rows-per-shard", "4", "--merge",
+               str(tmp_path / "all.parquet")) == 0  # the same models resume (nothing left) and merge
+    assert pq.read_table(tmp_path / "all.parquet").column_names == ["key", "prompt", "score_tiny-a", "score_tiny-b",
+                                                                     "error"]
