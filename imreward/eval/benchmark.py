@@ -126,13 +126,14 @@ def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Seque
     values: dict[str, dict[str, dict]] = {}
     result: dict[str, Any] = {"root": str(root), "prompts": len(prompts), "metrics": [*scorer_names],
                               "higher_is_better": {name: True for name in scorer_names}, "win_rate": {},
-                              "distinguishability": {}}
+                              "distinguishability": {}, "prompt_texts": dict(prompts), "image_scores": {}}
     with ScoreCache(cache_path) as cache:
         for name in scorer_names:
             load = functools.cache(functools.partial(get_scorer, name))
             values[name], per_prompt, per_image = _reward_metric(name, load, images, prompts, cache, batch_size,
                                                                  n_resamples, seed, progress, errors)
             result["win_rate"][name] = win_rates(per_prompt)
+            result["image_scores"][name] = per_image
             if human_labels:
                 result["distinguishability"][name] = distinguishability(human_labels, per_image, n_resamples, seed)
     if fid is not None:

@@ -1,5 +1,6 @@
 """The generator benchmark's outputs: ``benchmark.json``, ``benchmark.md`` (one table of every metric
-per generator with intervals, ranks and Spearman's rho to the human ranking) and ``benchmark.png``."""
+per generator with intervals, ranks and Spearman's rho to the human ranking), ``benchmark.png`` and
+``benchmark.html`` (``imreward.eval.html_report``)."""
 
 from __future__ import annotations
 
@@ -102,7 +103,10 @@ def plot_benchmark(result: dict[str, Any], path: Path) -> None:
 
 
 def write_benchmark(result: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
+    from imreward.eval.html_report import write_benchmark_html
     from imreward.eval.report import write_outputs
 
-    return write_outputs(output_dir, {"json": BENCHMARK_JSON, "markdown": BENCHMARK_MARKDOWN,
-                                      "figure": BENCHMARK_FIGURE}, result, benchmark_markdown(result), plot_benchmark)
+    paths = write_outputs(output_dir, {"json": BENCHMARK_JSON, "markdown": BENCHMARK_MARKDOWN,
+                                       "figure": BENCHMARK_FIGURE}, result, benchmark_markdown(result), plot_benchmark)
+    paths["html"] = write_benchmark_html(result, output_dir, BENCHMARK_FIGURE)
+    return paths

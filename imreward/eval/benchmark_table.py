@@ -3,7 +3,7 @@
 Every benchmark's images are scored through the score cache (``imreward.eval.cache``), so adding a
 scorer or a benchmark to a table computes only the new scores. Written as ``table.json``
 (everything), ``table.md`` (the table, naming each benchmark's split, pairs and tie rule) and
-``table.png`` (bars with the bootstrap intervals).
+``table.png`` (bars with the bootstrap intervals) and ``table.html`` (``imreward.eval.html_report``).
 
 Under the Pick-a-Pic rule each cell records its model-tie threshold and where it came from: the
 default 0, a given ``tie_threshold``, or ``"auto"``: tuned per scorer on the benchmark's
@@ -30,7 +30,8 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
                         get_scorer: Callable[[str], Any], cache_path: str | os.PathLike, tie_rule: str = "drop",
                         data: dict[str, str] | None = None, batch_size: int = 32, n_resamples: int = 1000,
                         confidence: float = 0.95, seed: int = 0, progress: bool = False,
-                        tie_threshold: float | str | None = None) -> dict[str, Any]:
+                        tie_threshold: float | str | None = None,
+                        details: dict[str, tuple[list, dict]] | None = None) -> dict[str, Any]:
     """Accuracy of every scorer on every benchmark (a JSON-able dict).
 
     Args:
@@ -38,6 +39,8 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
         data: local copies by benchmark name, read instead of the benchmark's hub dataset.
         tie_threshold: the Pick-a-Pic rule's model-tie threshold: None (0, exactly equal scores),
             a number in [0, 1], or "auto" (tuned on the benchmark's validation_unique split).
+        details: filled, when given, with each benchmark's (scored prompts, {spec: scores per
+            prompt}) for ``write_table``'s HTML page.
     """
     result: dict[str, Any] = {"tie_rule": tie_rule, "tie_threshold": tie_threshold, "confidence": confidence,
                               "n_resamples": n_resamples, "seed": seed, "scorers": list(scorer_specs),
@@ -51,6 +54,8 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
             scored = score_prompts(prompts, scorer_specs, get_scorer, cache, batch_size, progress)
             rule, average = rule_of(benchmark, tie_rule)
             rankings = [list(prompts[index].ranks) for index in scored.kept]
+            if details is not None:
+                details[benchmark.name] = ([prompts[index] for index in scored.kept], scored.scores)
             thresholds = _tie_thresholds(benchmark, rule, source, tie_threshold, scorer_specs, get_scorer, cache,
                                          batch_size, progress)
             entry: dict[str, Any] = {
@@ -165,8 +170,12 @@ def plot_table(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_table(result: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
+def write_table(result: dict[str, Any], output_dir: str | Path,
+                details: dict[str, tuple[list, dict]] | None = None) -> dict[str, Path]:
+    from imreward.eval.html_report import write_table_html
     from imreward.eval.report import write_outputs
 
-    return write_outputs(output_dir, {"json": TABLE_JSON, "markdown": TABLE_MARKDOWN, "figure": TABLE_FIGURE},
-                         result, markdown_table(result), plot_table)
+    paths = write_outputs(output_dir, {"json": TABLE_JSON, "markdown": TABLE_MARKDOWN, "figure": TABLE_FIGURE},
+                          result, markdown_table(result), plot_table)
+    paths["html"] = write_table_html(result, details or {}, output_dir, TABLE_FIGURE)
+    return paths

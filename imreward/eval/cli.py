@@ -126,16 +126,17 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
     if args.tie_threshold is not None and args.tie_rule != "paper":
         raise SystemExit("--tie-threshold applies to the Pick-a-Pic rule: add --tie-rule paper")
     output_dir = Path(args.output_dir)
+    details: dict = {}
     result = run_benchmark_table(
         benchmarks, specs, scorer_loader(args),
         args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
         batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-        progress=not args.quiet, tie_threshold=args.tie_threshold)
+        progress=not args.quiet, tie_threshold=args.tie_threshold, details=details)
     for name, entry in result["benchmarks"].items():
         computed = sum(stats["computed"] for stats in entry["cache"].values())
         print(f"{name}: {entry['prompts']} prompts, {entry['pairs']} pairs, {entry['prompts_skipped']} prompts "
               f"skipped; {computed} scores computed, the rest from the cache", file=sys.stderr)
-    paths = write_table(result, output_dir)
+    paths = write_table(result, output_dir, details)
     print("wrote " + ", ".join(str(path) for path in paths.values()), file=sys.stderr)
     return 0
 

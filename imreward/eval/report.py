@@ -1,5 +1,6 @@
-"""Reports of an evaluation run: JSON (everything), Markdown (the paper's Table 3 layout) and a
-PNG figure (metric bars with bootstrap intervals, score distributions)."""
+"""Reports of an evaluation run: JSON (everything), Markdown (the paper's Table 3 layout), a
+PNG figure (metric bars with bootstrap intervals, score distributions) and an HTML page to look
+at the images (``imreward.eval.html_report``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from imreward.eval.runner import EvaluationRun
 
-REPORT_JSON, REPORT_MARKDOWN, REPORT_FIGURE = "report.json", "report.md", "report.png"
+REPORT_JSON, REPORT_MARKDOWN, REPORT_FIGURE, REPORT_HTML = "report.json", "report.md", "report.png", "report.html"
 
 
 def table_columns(ks: list[int]) -> list[tuple[str, str]]:
@@ -126,7 +127,12 @@ def write_outputs(output_dir: str | Path, names: dict[str, str], result: dict[st
 
 
 def write_reports(run: EvaluationRun, output_dir: str | Path, data: str = "", images: str = "") -> dict[str, Path]:
-    """Write report.json, report.md and (when any prompt was evaluated) report.png; returns their paths."""
+    """Write report.json, report.md, report.html and (when any prompt was evaluated) report.png;
+    returns their paths."""
+    from imreward.eval.html_report import write_eval_html
+
     summary = run_summary(run, data, images)
-    return write_outputs(output_dir, {"json": REPORT_JSON, "markdown": REPORT_MARKDOWN, "figure": REPORT_FIGURE},
-                         summary, markdown_report(summary), plot_report if summary["metrics"] else None)
+    paths = write_outputs(output_dir, {"json": REPORT_JSON, "markdown": REPORT_MARKDOWN, "figure": REPORT_FIGURE},
+                          summary, markdown_report(summary), plot_report if summary["metrics"] else None)
+    paths["html"] = write_eval_html(summary, run.prompts, output_dir, REPORT_FIGURE if "figure" in paths else None)
+    return paths

@@ -1,7 +1,6 @@
 """End to end in headless Chromium: import, assignment, all three stages by mouse and by keyboard, export."""
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -11,32 +10,15 @@ import pytest
 from imreward.annotate.api import export_data
 
 from annotate.annotate_helpers import PASSWORD, PROMPTS, build_platform
+from chromium import browser  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("IMREWARD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture
 def platform(sqlite_url, tmp_path):
     """Accounts only: the admin imports the prompts through the browser."""
     return build_platform(sqlite_url, tmp_path, prompt_folders=None)
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:
