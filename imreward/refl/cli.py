@@ -92,9 +92,12 @@ def _add_guard_arguments(group) -> None:
     group.add_argument("--monitor", nargs="+", action="extend", default=[], metavar="NAME",
                        help="scorers never trained on, scored on the validation images at every validation "
                             "(registered names, paths, module:function or hub repos, as `imreward score`)")
-    group.add_argument("--stop-when-monitor-drops", type=float, default=None, metavar="X",
-                       help="stop when a monitor's validation mean falls more than X below its first value; "
-                            "best/ keeps the validation with the highest reward before any such drop")
+    group.add_argument("--stop-when-monitor-drops", nargs="+", default=None, metavar="[NAME=]X[%]",
+                       help="stop when a monitor's validation mean falls more than X (on its own scale; X%%: that "
+                            "share of its first value) below its first value; NAME=X sets one monitor's limit, a "
+                            "bare X the others' (e.g. CLIP=2 Aesthetic=5%%). best/ keeps the validation with the "
+                            "highest reward before any such drop. Needs validations (--validation-every, "
+                            "--validation-count or --validation-prompts)")
     group.add_argument("--anchor-samples", type=int, default=0, metavar="N",
                        help="KL-style anchor: the denoising loss on N of the generator's own pre-tuning "
                             "samples (instead of --pretrain-data)")
@@ -103,7 +106,7 @@ def _add_guard_arguments(group) -> None:
 RANDOM_PIPELINES = {"tiny": "sd", "sd15": "sd", "tiny-sd3": "sd3", "tiny-flux": "flux"}
 
 
-def _pipeline_from_args(args: argparse.Namespace):
+def _pipeline_from_args(args: argparse.Namespace, config):
     from imreward.refl.components import build_random_pipeline, load_pipeline
 
     if (args.pipeline is None) == (args.random_pipeline is None):
@@ -118,8 +121,11 @@ def _pipeline_from_args(args: argparse.Namespace):
         return build_random_flux_pipeline("tiny", image_size=args.resolution, seed=args.seed)
     if args.random_pipeline:
         return build_random_pipeline(args.random_pipeline, image_size=args.resolution, sdxl=args.sdxl, seed=args.seed)
-    try:
-        return load_pipeline(args.pipeline, revision=args.revision, variant=args.variant)
+    from accelerate import PartialState
+
+    try:  # in the dtypes the run holds them in, each process's weights straight onto its device
+        return load_pipeline(args.pipeline, revision=args.revision, variant=args.variant, dtype=config.frozen_dtype,
+                             denoiser_dtype=config.denoiser_dtype, device=PartialState().device)
     except ValueError as error:
         raise SystemExit(f"refl: --pipeline {error}")
 
@@ -133,14 +139,17 @@ def _monitors_from_args(args: argparse.Namespace) -> dict:
             scorer = load_scorer(name, download_root=args.download_root)
         except (KeyError, OSError, ValueError) as error:
             raise SystemExit(f"refl: --monitor {name}: {error}")
-        if not hasattr(scorer, "score_tensor"):
-            raise SystemExit(f"refl: --monitor {name}: the scorer has no score_tensor")
+        if not (hasattr(scorer, "score_tensor") or hasattr(scorer, "score_batch")):
+            raise SystemExit(f"refl: --monitor {name}: not a scorer (no score_tensor or score_batch)")
         monitors[name] = scorer
     return monitors
 
 
 def _refl_command(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from imreward.cli import print_summary
+    from imreward.refl.memory import peak_memory
     from imreward.refl import CaptionedImages, ReFLConfig, ReFLTrainer, load_prompts, load_reward
     from imreward.normalize import check_normalization
     from imreward.refl.families import family_of
@@ -184,9 +193,10 @@ def _refl_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"refl: {error}")
     monitors = _monitors_from_args(args)  # before the (large) pipeline, so a bad name fails fast
-    pipeline = _pipeline_from_args(args)
+    pipeline = _pipeline_from_args(args, config)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
     reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root)
+    loaded_memory = peak_memory(PartialState().device)
     set_threads(args.threads, [family_of(pipeline).model(pipeline), reward])
     try:
         trainer = ReFLTrainer(pipeline, with_normalization(reward, args.reward_normalization), config, prompts,
@@ -198,10 +208,12 @@ def _refl_command(args: argparse.Namespace) -> int:
     trainer.train()
     folder = trainer.export()
     last = trainer.history[-1] if trainer.history else {}
-    summary = {"steps": trainer.step, "output": str(folder), "last_step": last}
-    if trainer.guard.max_drop is not None:
+    summary = {"steps": trainer.step, "output": str(folder), "last_step": last,
+               "memory": {"after_loading": loaded_memory, "run": peak_memory(trainer.accelerator.device)}}
+    if trainer.guard.active:
+        best = trainer.best_folder  # None when no validation wrote it
         summary.update(stopped=trainer.guard.reason, best_step=trainer.guard.best_step,
-                       best=str(trainer.output_dir / "best"))
+                       best=None if best is None else str(best))
     print_summary(summary, trainer.accelerator.is_main_process)
     trainer.accelerator.end_training()
     return 0

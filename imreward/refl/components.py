@@ -152,17 +152,34 @@ def build_random_pipeline(preset: str | ComponentSizes = TINY, image_size: int =
                                    requires_safety_checker=False)
 
 
-def load_pipeline(name_or_path: str | os.PathLike, revision: str | None = None, variant: str | None = None):
+def load_pipeline(name_or_path: str | os.PathLike, revision: str | None = None, variant: str | None = None,
+                  dtype: torch.dtype = torch.float32, denoiser_dtype: torch.dtype | None = None,
+                  device: str | torch.device | None = None):
     """Load a pipeline folder or hub repo of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1),
-    without a safety checker. A local folder's family is checked from ``model_index.json`` first."""
+    without a safety checker. A local folder's family is checked from ``model_index.json`` first.
+
+    Args:
+        dtype: the dtype every weight is loaded in (the training/inference dtype, e.g. bfloat16 under
+            bf16 mixed precision): weights are read straight into it, never held in float32 first.
+        denoiser_dtype: the UNet's or transformer's dtype when it differs (float32 for a full
+            fine-tune, whose weights train in float32); default ``dtype``.
+        device: an accelerator device to place the weights on as they are read (no host copy of the
+            whole model); ``None`` or a CPU device leaves them on the CPU.
+    """
     from diffusers import DiffusionPipeline
 
-    from imreward.refl.families import family_of, family_of_folder
+    from imreward.refl.families import FAMILIES, family_of, family_of_folder
 
     no_safety_checker = {"safety_checker": None, "requires_safety_checker": False}
     if Path(name_or_path).is_dir() and family_of_folder(name_or_path).name != "sd":
         no_safety_checker = {}
+    dtypes = {family.model_attribute: denoiser_dtype or dtype for family in FAMILIES.values()}
+    placement = {}
+    if device is not None and torch.device(device).type != "cpu":
+        placement["device_map"] = torch.device(device).type  # the current device of that type
     # Pipelines without a safety checker (SDXL) ignore these two arguments with a warning.
-    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant, **no_safety_checker)
+    pipeline = DiffusionPipeline.from_pretrained(name_or_path, revision=revision, variant=variant,
+                                                 dtype={**dtypes, "default": dtype}, **placement,
+                                                 **no_safety_checker)
     family_of(pipeline)
     return pipeline

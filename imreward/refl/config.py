@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import torch
+
+from imreward.refl.guards import DropSpec, parse_drop_limits
+
 REFL = "refl"
 PRETRAIN = "pretrain"
 LOSS_NAMES = (REFL, PRETRAIN)
 # Where gradients flow through sampling (see ``imreward.refl.diffusion``).
 METHOD_REFL, METHOD_DRAFT, METHOD_ALIGNPROP = "refl", "draft-k", "alignprop"
 METHODS = (METHOD_REFL, METHOD_DRAFT, METHOD_ALIGNPROP)
+MIXED_PRECISION_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def parse_loss_cycle(text: str) -> tuple[frozenset[str], ...]:
@@ -54,13 +59,18 @@ class ReFLConfig:
         loss_cycle: which losses each optimizer step computes (see ``parse_loss_cycle``).
         pretrain_weight: weight of the pre-training (noise-prediction MSE) loss.
         lora_rank: 0 trains the full UNet; > 0 trains LoRA adapters (peft) of that rank.
-        mixed_precision: "no", "fp16" or "bf16" (accelerate); frozen modules run in that dtype.
-        checkpoint_every / validation_every: in optimizer steps; 0 disables.
+        mixed_precision: "no", "fp16" or "bf16" (accelerate autocast). The trainer never casts the
+            pipeline's modules: load them in ``frozen_dtype`` / ``denoiser_dtype`` (``load_pipeline``
+            does) to hold them at that precision.
+        checkpoint_every / validation_every: in optimizer steps; 0 disables. Monitors and the stop
+            rule act only at validations, so they need ``validation_every`` and ``validation_prompts``.
         checkpoints_total_limit: keep only the newest N checkpoints (None keeps all).
         monitors: names of the monitor scorers (never trained on) scored at each validation (record only;
             the trainer receives the scorers).
-        stop_when_monitor_drops: stop when a monitor's validation mean falls more than this below
-            its first validation; the best validation so far is kept in ``best/`` (see ``guards``).
+        stop_when_monitor_drops: stop when a monitor's validation mean falls more than its limit below
+            its first validation; the best validation so far is kept in ``best/`` (see ``guards``). One
+            limit for every monitor (``0.05``, or ``"5%"`` of its start), a dict name -> limit, or a list
+            of ``"NAME=LIMIT"`` and at most one bare default ``LIMIT`` (``guards.parse_drop_limits``).
         anchor_samples: > 0: the pre-training loss runs on this many of the generator's own
             pre-tuning samples (a KL-style anchor) instead of user images.
     """
@@ -99,7 +109,7 @@ class ReFLConfig:
     seed: int = 0
     log_with: str | None = None
     monitors: list[str] = field(default_factory=list)
-    stop_when_monitor_drops: float | None = None
+    stop_when_monitor_drops: DropSpec = None
     anchor_samples: int = 0
 
     def __post_init__(self) -> None:
@@ -124,7 +134,27 @@ class ReFLConfig:
             raise ValueError("anchor_samples must be >= 0")
         if self.stop_when_monitor_drops is not None and not self.monitors:
             raise ValueError("stop_when_monitor_drops needs at least one monitor")
+        parse_drop_limits(self.stop_when_monitor_drops, self.monitors)
+        if self.monitors and not self.validating:
+            raise ValueError(f"monitors{' and stop_when_monitor_drops' if self.stop_when_monitor_drops is not None else ''}"
+                             " act only at validations, which are off: give validation_every > 0 and validation "
+                             "prompts (CLI: --validation-every N and --validation-count N or --validation-prompts)")
         self.cycle = parse_loss_cycle(self.loss_cycle)
+
+    @property
+    def validating(self) -> bool:
+        """Whether the run validates (a period and prompts)."""
+        return bool(self.validation_every > 0 and self.validation_prompts)
+
+    @property
+    def frozen_dtype(self) -> torch.dtype:
+        """The dtype to hold the frozen modules in: the mixed-precision dtype, else float32."""
+        return MIXED_PRECISION_DTYPES.get(self.mixed_precision, torch.float32)
+
+    @property
+    def denoiser_dtype(self) -> torch.dtype:
+        """The denoiser's: under LoRA adapters, as the frozen modules; trained in full, float32."""
+        return self.frozen_dtype if self.lora_rank > 0 else torch.float32
 
     @property
     def step_window(self) -> tuple[int, int]:

@@ -38,12 +38,13 @@ def denoise(family: GeneratorFamily, model, latents: torch.Tensor, conditioning:
 
 
 def decode(pipeline, latents: torch.Tensor) -> torch.Tensor:
-    """VAE-decode latents into pixels [B, 3, H, W] in [0, 1] (differentiable)."""
+    """VAE-decode latents into pixels [B, 3, H, W] in [0, 1], float32 whatever the VAE's dtype
+    (rewards resize and normalise them; differentiable)."""
     vae = pipeline.vae
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     latents = latents / vae.config.scaling_factor + shift
     images = vae.decode(latents.to(vae.dtype)).sample
-    return (images / 2 + 0.5).clamp(0, 1)
+    return (images.float() / 2 + 0.5).clamp(0, 1)
 
 
 def reward_images(family: GeneratorFamily, pipeline, model, sampling_model, conditioning: Conditioning, sampler,

@@ -4,6 +4,12 @@ Adapters go on the attention projections the generator family names (the UNet's 
 for SD3/FLUX transformers also the text stream's add_*_proj/to_add_out). Checkpoints of a LoRA
 run hold the adapter weights alone (``unet_lora.safetensors`` / ``transformer_lora.safetensors``)
 rather than the full denoiser accelerate would otherwise save, through accelerate's state hooks.
+
+An export (``final/``, ``best/``) holds the adapters twice, each loading at the trained scale
+alpha/rank: ``pytorch_lora_weights.safetensors`` in diffusers' format with the adapter config
+(rank, alpha, targets) in its metadata, for ``pipeline.load_lora_weights(folder)``; and ``peft/``
+(``adapter_config.json`` + ``adapter_model.safetensors``), peft's own layout, for
+``peft.PeftModel.from_pretrained(pipeline.unet or pipeline.transformer, folder / "peft")``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+ADAPTER = "default"  # the adapter name peft gives the one adapter ``add_lora`` attaches
+PEFT_FOLDER = "peft"
+PEFT_WEIGHTS = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."  # peft's key prefix for a model wrapped in ``PeftModel``
 
 
 def checkpoint_file(model_attribute: str = "unet") -> str:
@@ -58,5 +68,14 @@ def register_checkpoint_hooks(accelerator, file_name: str = checkpoint_file()) -
 
 
 def save_lora_weights(pipeline, family, model, folder: str | Path) -> None:
-    """Write the adapters in diffusers' LoRA format (``pipeline.load_lora_weights(folder)`` reads it)."""
-    type(pipeline).save_lora_weights(str(folder), **family.lora_layers(model))
+    """Write the adapters of ``model`` to ``folder`` for diffusers and for peft (see the module header)."""
+    from peft.utils import get_peft_model_state_dict
+
+    config = model.peft_config[ADAPTER]
+    metadata = {f"{family.model_attribute}_lora_adapter_metadata": config.to_dict()}
+    type(pipeline).save_lora_weights(str(folder), **family.lora_layers(model), **metadata)
+    peft_folder = Path(folder) / PEFT_FOLDER
+    config.save_pretrained(str(peft_folder))
+    weights = get_peft_model_state_dict(model, adapter_name=ADAPTER)
+    save_file({PEFT_PREFIX + name: value.contiguous() for name, value in weights.items()},
+              str(peft_folder / PEFT_WEIGHTS))

@@ -62,6 +62,30 @@ class FrozenReward(nn.Module):
         return torch.func.functional_call(self, detached, (pixels, prompts))
 
 
+def frozen_monitor(scorer, device: torch.device):
+    """A monitor on ``device``: a differentiable scorer as ``frozen_reward``, any other scorer as it is."""
+    if hasattr(scorer, "score_tensor"):
+        return frozen_reward(scorer).to(device)
+    if not hasattr(scorer, "score_batch"):
+        raise TypeError(f"{type(scorer).__name__} is no scorer: it has neither score_tensor nor score_batch")
+    return scorer.to(device) if isinstance(scorer, nn.Module) else scorer
+
+
+@torch.no_grad()
+def monitor_scores(scorer, pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+    """Scores [B] (float32, CPU) of pixels [B, 3, H, W] in [0, 1], without gradients: the scorer's
+    ``score_tensor`` when it has one, else its ``score_batch`` on the images as 8-bit PIL images."""
+    if hasattr(scorer, "score_tensor"):
+        return scorer.score_tensor(pixels, list(prompts)).float().cpu()
+    from torchvision.transforms.functional import to_pil_image
+
+    images = [to_pil_image(image.float().clamp(0, 1).cpu()) for image in pixels]
+    scores = scorer.score_batch(list(prompts), images)
+    if any(score is None for score in scores):
+        raise ValueError(f"the monitor {type(scorer).__name__} returned no score for some validation images")
+    return torch.tensor(scores, dtype=torch.float32)
+
+
 def frozen_reward(scorer: nn.Module) -> nn.Module:
     """``scorer`` itself when it already keeps gradients from its parameters, else a ``FrozenReward``."""
     return scorer if isinstance(scorer, (FrozenReward, WeightedReward)) else FrozenReward(scorer)

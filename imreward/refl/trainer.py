@@ -12,8 +12,9 @@ Each optimizer step computes the losses its ``loss_cycle`` entry names:
   generator's own pre-tuning samples), times ``pretrain_weight``.
 
 Only the denoiser (UNet or transformer, or its LoRA adapters) learns; text encoders, VAE, reward
-and monitors are frozen. accelerate handles devices, mixed precision, gradient accumulation and
-multi-GPU. Every random draw of a step is seeded by (seed, step, micro-batch, process), so a
+and monitors are frozen. accelerate handles devices, mixed precision (autocast: the pipeline's
+modules are never cast, so the frozen ones stay, and are exported, exactly as loaded), gradient
+accumulation and multi-GPU. Every random draw of a step is seeded by (seed, step, micro-batch, process), so a
 resumed run repeats exactly the steps an uninterrupted run would take.
 """
 
@@ -35,13 +36,13 @@ from imreward.refl.config import LOSS_NAMES, METHOD_ALIGNPROP, METHOD_REFL, PRET
 from imreward.refl.diffusion import initial_latents, pretraining_loss, reward_images
 from imreward.refl.families import family_of
 from imreward.refl.guards import MonitorGuard
-from imreward.refl.rewards import freeze, frozen_reward, with_normalization
+from imreward.refl.rewards import freeze, frozen_monitor, frozen_reward, monitor_scores, with_normalization
 from imreward.refl.validation import generate_images, plot_curves, save_before_after, save_grid
 from imreward.train.checkpoint import recover_folder, replace_folder
 
 STATE_FILE = "trainer_state.json"
 BEST_FILE = "best.json"
-MIXED_PRECISION_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+BEST_FOLDER = "best"
 ANCHOR_SEED_OFFSET = 7919  # the anchor samples' noise never repeats the validation or training noise
 
 
@@ -66,7 +67,8 @@ class ReFLTrainer:
         pretrain_data: (pixels [3, S, S] in [-1, 1], caption) pairs, for a cycle using "pretrain"
             (not with ``config.anchor_samples``, which makes them from the generator itself).
         accelerator: an ``accelerate.Accelerator``; one is built from ``config`` if omitted.
-        monitors: name -> scorer scored on validation images, never trained on (reward-hacking guard).
+        monitors: name -> scorer scored on validation images, never trained on (reward-hacking guard):
+            any scorer, with ``score_tensor`` or only ``score_batch`` (no gradient is taken).
     """
 
     def __init__(self, pipeline, reward: torch.nn.Module, config: ReFLConfig, prompts: list[str],
@@ -85,6 +87,9 @@ class ReFLTrainer:
                              "or anchor_samples")
         if config.stop_when_monitor_drops is not None and not monitors:
             raise ValueError("stop_when_monitor_drops needs monitors")
+        if monitors and not config.validating:
+            raise ValueError("monitors are scored only at validations, which are off: give validation_every > 0 "
+                             "and validation_prompts")
         self.config, self.prompts, self.pretrain_data = config, list(prompts), pretrain_data
         self.output_dir = Path(config.output_dir)
         self.accelerator = accelerator or Accelerator(
@@ -92,7 +97,6 @@ class ReFLTrainer:
             log_with=config.log_with,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir),
                                                 logging_dir=str(self.output_dir / "logs")))
-        self.weight_dtype = MIXED_PRECISION_DTYPES.get(self.accelerator.mixed_precision, torch.float32)
         device = self.accelerator.device
         self.pipeline, self.family = pipeline, family_of(pipeline)
         self.guidance_scale = self.family.default_guidance if config.guidance_scale is None else config.guidance_scale
@@ -100,10 +104,8 @@ class ReFLTrainer:
             module = getattr(pipeline, name, None)
             if module is not None:
                 freeze(module).to(device)
-                if module.dtype != self.weight_dtype:
-                    module.to(self.weight_dtype)
         self.reward = frozen_reward(reward).to(device)
-        self.monitors = {name: frozen_reward(scorer).to(device) for name, scorer in (monitors or {}).items()}
+        self.monitors = {name: frozen_monitor(scorer, device) for name, scorer in (monitors or {}).items()}
         model = self.family.model(pipeline)
         self.trainable = self._prepare_model(model, device)
         optimizer = torch.optim.AdamW(self.trainable, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
@@ -123,20 +125,18 @@ class ReFLTrainer:
         self.step = 0
         self.loss_counts: Counter[str] = Counter()
         self.history: list[dict] = []
-        self.guard = MonitorGuard(config.stop_when_monitor_drops)
+        self.guard = MonitorGuard.from_spec(config.stop_when_monitor_drops, list(self.monitors))
         if config.anchor_samples:
             self.pretrain_data = self._own_samples(config.anchor_samples)
         if self.accelerator.is_main_process and config.log_with:
             self.accelerator.init_trackers("refl", config={k: str(v) for k, v in config.to_dict().items()})
 
     def _prepare_model(self, model, device) -> list[torch.nn.Parameter]:
-        """Trainable parameters: the whole denoiser (float32) or LoRA adapters over a frozen
-        denoiser in the mixed-precision dtype (adapters kept in float32)."""
+        """Trainable parameters: the whole denoiser (float32) or LoRA adapters (float32) over the
+        frozen denoiser in the dtype it was loaded in."""
         config = self.config
         model.to(device)
         if config.lora_rank > 0:
-            if model.dtype != self.weight_dtype:
-                model.to(self.weight_dtype)
             from diffusers.training_utils import cast_training_params
 
             trainable = lora.add_lora(model, config.lora_rank, config.lora_alpha, self.family.lora_targets)
@@ -261,7 +261,7 @@ class ReFLTrainer:
         """Run until ``max_steps`` (or a monitor-triggered stop), checkpointing and validating as
         configured; returns the step records."""
         config = self.config
-        validating = bool(config.validation_every and config.validation_prompts)
+        validating = config.validating
         if validating and self.step == 0:
             self.validate()
         while self.step < config.max_steps and not self._stop_requested():
@@ -299,7 +299,7 @@ class ReFLTrainer:
                                      config.resolution, config.validation_seed, self.guidance_scale,
                                      config.batch_size)
             rewards = with_normalization(self.reward, "none").score_tensor(images, prompts).float().cpu()
-            monitors = {name: scorer.score_tensor(images, prompts).float().mean().item()
+            monitors = {name: monitor_scores(scorer, images, prompts).mean().item()
                         for name, scorer in self.monitors.items()}
         save_grid(images, folder / f"step_{self.step:06d}.png")
         save_before_after(images, folder, self.step)
@@ -310,7 +310,7 @@ class ReFLTrainer:
         append_jsonl_log(self.output_dir / "validation.jsonl", record)
         plot_curves(read_jsonl_log(self.output_dir / "validation.jsonl"), folder / "curves.png")
         if self.guard.observe(self.step, mean_reward, monitors):
-            self.save_weights(self.output_dir / "best", {BEST_FILE: json.dumps(
+            self.save_weights(self.output_dir / BEST_FOLDER, {BEST_FILE: json.dumps(
                 {"step": self.step, "mean_reward": mean_reward, "monitors": monitors})})
         self.accelerator.log({"validation/mean_reward": mean_reward,
                               **{f"validation/monitor/{name}": value for name, value in monitors.items()}},
@@ -351,12 +351,13 @@ class ReFLTrainer:
         self.accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / STATE_FILE).read_text())
         self.step = state["step"]
-        self.guard.load_state_dict({**state.get("guard", {}), "max_drop": self.config.stop_when_monitor_drops})
+        self.guard.load_state_dict(state.get("guard", {}))
         return self.step
 
     def save_weights(self, folder: str | Path, extra_files: dict[str, str] | None = None) -> Path:
-        """Write the current weights (main process): LoRA adapters, or a full diffusers pipeline folder,
-        plus ``extra_files`` ({name: text}); a previous version is replaced only once this one is complete."""
+        """Write the current weights (main process): LoRA adapters (``lora.save_lora_weights``), or a full
+        diffusers pipeline folder whose frozen modules are the caller's, as loaded; plus ``extra_files``
+        ({name: text}). A previous version is replaced only once this one is complete."""
         folder = Path(folder)
 
         def write(temporary: Path) -> None:
@@ -370,6 +371,12 @@ class ReFLTrainer:
         if self.accelerator.is_main_process:
             replace_folder(folder, write)
         return folder
+
+    @property
+    def best_folder(self) -> Path | None:
+        """``best/`` when a validation has written it, else ``None``."""
+        folder = self.output_dir / BEST_FOLDER
+        return folder if (folder / BEST_FILE).is_file() else None
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Write the result to ``folder`` (default ``final/``), with the EMA weights when EMA is on."""

@@ -24,3 +24,14 @@ def captioned_images(tmp_path):
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps(records))
     return path
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state whose mixed precision is fixed by the first
+    ``Accelerator``; a test asking for another one starts from, and leaves, a reset state."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)

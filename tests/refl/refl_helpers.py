@@ -41,30 +41,30 @@ def flow_pipeline(family: str):
     return build(image_size=FLOW_RESOLUTION, seed=0)
 
 
-def flow_trainer(output_dir, family: str, reward=None, monitors=None, **overrides) -> ReFLTrainer:
-    """A trainer over a tiny flow-matching pipeline: 4 sampler steps, the brightness reward;
-    ``monitors`` maps names to scorers."""
+def flow_trainer(output_dir, family: str, reward=None, monitors=None, pipeline=None, **overrides) -> ReFLTrainer:
+    """A trainer over a tiny flow-matching pipeline (``pipeline``, or a fresh one): 4 sampler steps,
+    the brightness reward; ``monitors`` maps names to scorers."""
     from imreward.refl import RegionBrightness
 
     settings = dict(resolution=FLOW_RESOLUTION, num_inference_steps=4, refl_step_range=None,
                     monitors=list(monitors or {}))
     settings.update(overrides)
     reward = reward if reward is not None else RegionBrightness(image_size=FLOW_RESOLUTION)
-    return ReFLTrainer(flow_pipeline(family), reward, tiny_config(output_dir, **settings), TRAIN_PROMPTS,
+    return ReFLTrainer(pipeline or flow_pipeline(family), reward, tiny_config(output_dir, **settings), TRAIN_PROMPTS,
                        monitors=monitors)
 
 
-class ScriptedMonitor(torch.nn.Module):
-    """A monitor whose score follows a script, one value per validation (the last value repeats)."""
+class ScriptedMonitor:
+    """A monitor with only ``score_batch`` (no gradient, no module) whose score follows a script, one
+    value per validation (the last value repeats); records the (prompts, images) it was given."""
 
     def __init__(self, values) -> None:
-        super().__init__()
-        self.values, self.calls = list(values), 0
+        self.values, self.calls = list(values), []
 
-    def score_tensor(self, pixels, prompts):
-        value = self.values[min(self.calls, len(self.values) - 1)]
-        self.calls += 1
-        return torch.full((pixels.shape[0],), float(value))
+    def score_batch(self, prompts, images):
+        value = self.values[min(len(self.calls), len(self.values) - 1)]
+        self.calls.append((list(prompts), list(images)))
+        return [float(value)] * len(images)
 
 
 def dark_monitor(device=None, download_root=None):
