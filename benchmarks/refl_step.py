@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from imreward.refl import ReFLConfig, ReFLTrainer, build_random_pipeline, build_random_sd3_pipeline
+from imreward.refl import ReFLConfig, ReFLTrainer, build_random_pipeline, build_random_sd3_pipeline, cast_pipeline
 
 FULL_SIZE = {"sd": "sd15", "sd3": "sd3-medium"}
 DEFAULTS = {"sd": dict(resolution=512, num_inference_steps=40), "sd3": dict(resolution=1024, num_inference_steps=28)}
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> dict:
             refl_step_range=tuple(args.refl_step_range) if args.refl_step_range else None,
             method=args.method, backprop_steps=args.backprop_steps, lora_rank=args.lora_rank if args.lora else 0,
             gradient_checkpointing=args.grad_checkpointing, mixed_precision=mixed_precision)
-        trainer = ReFLTrainer(build_pipeline(args.family, args.preset, args.resolution),
-                              random_reward(args.preset), config, prompts)
+        pipeline = cast_pipeline(build_pipeline(args.family, args.preset, args.resolution), config.frozen_dtype,
+                                 config.denoiser_dtype)  # the dtypes load_pipeline would read a folder in
+        trainer = ReFLTrainer(pipeline, random_reward(args.preset), config, prompts)
         for _ in range(args.warmup):
             trainer.train_step()
         if cuda:

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--output-dir", default="refl-brightness-demo")
     parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscription)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--family", choices=sorted(BUILDERS), default="sd")

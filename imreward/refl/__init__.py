@@ -14,7 +14,7 @@ Needs the ``refl`` extra (diffusers, accelerate, peft); imported lazily by the t
 from imreward._lazy import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
-    "imreward.refl.components": ["build_random_pipeline", "load_pipeline"],
+    "imreward.refl.components": ["build_random_pipeline", "cast_pipeline", "load_pipeline"],
     "imreward.refl.config": ["ReFLConfig"],
     "imreward.refl.families": ["FAMILIES", "family_of"],
     "imreward.refl.families.flux": ["build_random_flux_pipeline"],

@@ -152,6 +152,19 @@ def build_random_pipeline(preset: str | ComponentSizes = TINY, image_size: int =
                                    requires_safety_checker=False)
 
 
+def cast_pipeline(pipeline, dtype: torch.dtype, denoiser_dtype: torch.dtype | None = None):
+    """Cast, in place, the modules of a pipeline built in memory to a run's dtypes (``dtype``; the
+    UNet or transformer to ``denoiser_dtype``, default ``dtype``), as ``load_pipeline`` reads a folder.
+    The trainer never casts a pipeline itself; returns ``pipeline``."""
+    from imreward.refl.families import family_of
+
+    trained = family_of(pipeline).model_attribute
+    for name, component in pipeline.components.items():
+        if isinstance(component, torch.nn.Module):
+            component.to((denoiser_dtype or dtype) if name == trained else dtype)
+    return pipeline
+
+
 def load_pipeline(name_or_path: str | os.PathLike, revision: str | None = None, variant: str | None = None,
                   dtype: torch.dtype = torch.float32, denoiser_dtype: torch.dtype | None = None,
                   device: str | torch.device | None = None):

@@ -136,8 +136,8 @@ class ReFLConfig:
             raise ValueError("stop_when_monitor_drops needs at least one monitor")
         parse_drop_limits(self.stop_when_monitor_drops, self.monitors)
         if self.monitors and not self.validating:
-            raise ValueError(f"monitors{' and stop_when_monitor_drops' if self.stop_when_monitor_drops is not None else ''}"
-                             " act only at validations, which are off: give validation_every > 0 and validation "
+            guards = "monitors" if self.stop_when_monitor_drops is None else "monitors and stop_when_monitor_drops"
+            raise ValueError(f"{guards} act only at validations, which are off: give validation_every > 0 and validation "
                              "prompts (CLI: --validation-every N and --validation-count N or --validation-prompts)")
         self.cycle = parse_loss_cycle(self.loss_cycle)
 

@@ -23,6 +23,15 @@ FLUX_SIZES = {
                  vae=dict(channels=(32, 64), layers_per_block=1, latent_channels=4),
                  clip=dict(hidden=32, layers=1, heads=2, intermediate=64, max_length=48),
                  t5=dict(width=32, layers=1, heads=4, feed_forward=64)),
+    # The published FLUX.1-dev transformer config (black-forest-labs/FLUX.1-dev: 19 double and 38 single
+    # blocks, width 3072, 11.9B parameters) and VAE; the text encoders keep their output widths
+    # (CLIP-L 768, T5-XXL 4096) with one layer each (frozen, off the gradient path).
+    "flux-dev": dict(transformer=dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
+                                      attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
+                                      pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56)),
+                     vae=dict(channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16),
+                     clip=dict(hidden=768, layers=1, heads=12, intermediate=3072, max_length=77),
+                     t5=dict(width=4096, layers=1, heads=64, feed_forward=10240)),
 }
 
 
@@ -70,8 +79,9 @@ class FluxFamily(GeneratorFamily):
                                 linear_sigmas=True, device=device)
 
 
-def build_random_flux_pipeline(preset: str = "tiny", image_size: int = 32, seed: int = 0):
-    """A ``FluxPipeline`` with random weights from configs (no downloads; byte-level tokenizers)."""
+def build_random_flux_pipeline(preset: str = "tiny", image_size: int = 32, seed: int = 0, **transformer):
+    """A ``FluxPipeline`` with random weights from configs (no downloads; byte-level tokenizers);
+    ``transformer`` overrides the preset's transformer config (e.g. fewer blocks)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -90,7 +100,7 @@ def build_random_flux_pipeline(preset: str = "tiny", image_size: int = 32, seed:
         num_hidden_layers=clip["layers"], num_attention_heads=clip["heads"], max_position_embeddings=clip["max_length"],
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
     t5 = random_t5_encoder(len(tokenizer), **sizes["t5"])
-    transformer = FluxTransformer2DModel(**sizes["transformer"])
+    transformer = FluxTransformer2DModel(**{**sizes["transformer"], **transformer})
     # FLUX.1-dev's scheduler config: resolution-dependent shift.
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=256, max_image_seq_len=4096)

@@ -80,8 +80,9 @@ def _clip_encoder(tokenizer, hidden, projection, layers, heads, intermediate, ma
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
-def build_random_sd3_pipeline(preset: str = "tiny", image_size: int = 32, seed: int = 0):
-    """A ``StableDiffusion3Pipeline`` with random weights from configs (no downloads).
+def build_random_sd3_pipeline(preset: str = "tiny", image_size: int = 32, seed: int = 0, **transformer):
+    """A ``StableDiffusion3Pipeline`` with random weights from configs (no downloads); ``transformer``
+    overrides the preset's transformer config (e.g. fewer blocks).
 
     The three tokenizers are the offline byte-level one (see ``components.byte_level_clip_tokenizer``).
     """
@@ -103,7 +104,8 @@ def build_random_sd3_pipeline(preset: str = "tiny", image_size: int = 32, seed: 
         encoders.append(_clip_encoder(tokenizer, **pick))
     t5 = random_t5_encoder(len(tokenizer), **sizes["t5"])
     latent_size = image_size // 2 ** (len(vae_sizes["channels"]) - 1)
-    transformer_config = {"sample_size": latent_size, "pos_embed_max_size": latent_size, **sizes["transformer"]}
+    transformer_config = {"sample_size": latent_size, "pos_embed_max_size": latent_size, **sizes["transformer"],
+                          **transformer}
     transformer = SD3Transformer2DModel(**transformer_config)
     return inference_mode(StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
