@@ -44,3 +44,20 @@ def seeded_tensor(name: str, shape: Iterable[int], salt: int = 0) -> torch.Tenso
 
 def seeded_state_dict(shapes: dict[str, Iterable[int]], salt: int = 0) -> dict[str, torch.Tensor]:
     return {name: seeded_tensor(name, shape, salt) for name, shape in shapes.items()}
+
+
+def with_rows_scaled(state: dict[str, torch.Tensor], name: str, rows: list[int], factor: float) -> dict[str, torch.Tensor]:
+    """``state`` with rows ``rows`` of tensor ``name`` multiplied by ``factor``: steers a seeded
+    language model's output head towards some tokens (e.g. digits, so that a judge's answers hold numbers)."""
+    tensor = state[name].clone()
+    tensor[rows] *= factor
+    return {**state, name: tensor}
+
+
+def score_token_ids(tokenizer_file: str) -> list[int]:
+    """Ids of the tokens of a ``tokenizer.json`` holding a digit, "Final", "Score" or ":"."""
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(tokenizer_file)).get_vocab()
+    return sorted(i for token, i in vocab.items()
+                  if any(c.isdigit() for c in token) or token.lstrip("Ġ") in ("Final", "Score", ":"))

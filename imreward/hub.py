@@ -112,6 +112,19 @@ _SCORERS: dict[str, ScorerInfo] = {
         "imreward.models.hps_score:load_hps_score", source="hf://xswu/HPSv2/HPS_v2.1_compressed.pt",
         licence="Apache-2.0", size="open_clip ViT-H/14, 986M",
         trained_on="HPDv2 (as HPSv2, retrained with higher-quality data), fine-tuned from CLIP-H laion2B"),
+    "UnifiedReward-qwen-7b": ScorerInfo(
+        "imreward.models.unifiedreward:load_unifiedreward", source="hf://CodeGoat24/UnifiedReward-qwen-7b",
+        licence="MIT (model card; base Qwen2.5-VL-7B-Instruct: Apache-2.0)",
+        size="Qwen2.5-VL-7B-Instruct, 8.3B (generates its answer: slow)",
+        trained_on="judges caption alignment and image quality: 'Final Score' 1-5 from a greedy answer, and "
+                   "pairwise compare(); data (model card): HPD, LiFT-HRA, OIP, EvalMuse, ShareGPTVideo-DPO, "
+                   "VideoFeedback, LLaVA-Critic-113k, VideoDPO"),
+    "UnifiedReward-2.0-qwen3vl-8b": ScorerInfo(
+        "imreward.models.unifiedreward:load_unifiedreward", source="hf://CodeGoat24/UnifiedReward-2.0-qwen3vl-8b",
+        licence="MIT as UnifiedReward's other cards (not checked for this repo); base Qwen3-VL-8B: Apache-2.0",
+        size="Qwen3-VL-8B-Instruct, 8.8B (generates its answer: slow)",
+        trained_on="judges alignment, coherence and style (1-5 each; the score is their mean; parity with the "
+                   "original not checked for Qwen3-VL); data: UnifiedReward-2.0-T2X-score-data"),
     "openai-judge": ScorerInfo(
         "imreward.judges.openai_judge:load_openai_judge",
         source="your OpenAI-compatible endpoint (vLLM, sglang, hosted API): openai-judge:judge.json",

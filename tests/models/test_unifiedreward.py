@@ -1,0 +1,89 @@
+"""UnifiedReward against its own inference path (UnifiedReward's Qwen scripts, transformers 4.52.4,
+qwen-vl-utils 0.0.8), on a reduced Qwen2.5-VL in the published layout with name-seeded weights:
+``scripts/make_golden_unifiedreward.py`` produced ``tests/golden/unifiedreward/`` in that environment.
+Generated text must be identical token for token (greedy), and so must the parsed score."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import imreward
+from imreward.errors import JudgeAnswerError
+from imreward.judges.templates import fill_template
+from imreward.models.qwen_vl_chat import from_published_layout
+from tiny_unifiedreward import GOLDEN, golden_answers, published_layout_shapes, write_model_folder
+
+IMAGES = GOLDEN / "images"
+# Image modes and sizes covered: 1-bit, CMYK JPEG, 16-bit grey, palette GIF, tall grey, tiny WebP.
+POINTWISE = [("a red fox in the snow", name) for name in
+             ("1bit_300x300.png", "cmyk_260x240.jpg", "p_320x256.gif", "rgb_53x97.webp", "rgb_222x333.tiff")] + \
+            [("Un café crème naïve — 一只可爱的猫 🐱", "cmyk_260x240.jpg"), ("", "i16_240x180.png")]
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return golden_answers()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, golden):
+    torch.set_num_threads(1)
+    folder = write_model_folder(tmp_path_factory.mktemp("unifiedreward"))
+    return imreward.load_score("UnifiedReward-qwen-7b", device="cpu", checkpoint=folder,
+                               max_new_tokens=golden["max_new_tokens"])
+
+
+def test_the_published_layout_maps_onto_transformers_modules(model):
+    shapes = published_layout_shapes()
+    converted = from_published_layout({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+    assert {k: tuple(v.shape) for k, v in converted.items()} == \
+           {k: tuple(v.shape) for k, v in model.chat.model.state_dict().items()}
+    assert any(k.startswith("visual.") for k in shapes) and any(k.startswith("model.layers.") for k in shapes)
+    assert from_published_layout(converted) == converted  # the newer layout loads as it is
+
+
+def test_inputs_answers_and_scores_equal_the_original(model, golden):
+    texts = {}
+    for prompt, name in POINTWISE:
+        reference = golden["pointwise"][prompt][name]
+        patches, grid = model.chat.image_patches(imreward.load_image(IMAGES / name))
+        assert model.chat.input_ids(fill_template("unifiedreward", prompt), [grid]) == reference["input_ids"]
+        assert [grid.tolist()] == reference["grid_thw"]
+        assert float(patches.double().sum()) == pytest.approx(reference["pixel_sum"], abs=1e-6)
+        judgement = model.judge(prompt, IMAGES / name)
+        texts[name] = judgement.text
+        assert judgement.text == reference["text"], (prompt, name)
+        assert judgement.score == reference["parsed"]  # the original's parse found digits in every answer
+    batch = POINTWISE[-3:]
+    assert model.score_batch([p for p, _ in batch], [IMAGES / n for _, n in batch]) == \
+           [golden["pointwise"][p][n]["parsed"] for p, n in batch]
+
+
+def test_pairwise_answers_equal_the_original_and_an_answer_without_verdict_fails(model, golden):
+    key, reference = next(iter(golden["pairwise"].items()))
+    first, second = key.split("|")
+    with pytest.raises(JudgeAnswerError) as raised:
+        model.compare("a red fox in the snow", IMAGES / first, IMAGES / second)
+    assert raised.value.raw == reference["text"]  # the reduced model names no image: the raw answer is in the error
+
+
+def test_an_answer_without_a_score_fails_its_item(model, monkeypatch):
+    answers = iter(["Final Score: 4", "I would rather not say.", "Final Score: 2.5"])
+    monkeypatch.setattr(model.chat, "answer", lambda *args: next(answers))
+    errors = {}
+    scores = model.score_batch("a fox", [IMAGES / "rgb_53x97.webp"] * 3,
+                               on_error=lambda index, error: errors.update({index: error}))
+    assert scores == [4.0, None, 2.0]  # 2.5 reads 2, as UnifiedReward's parse reads it
+    assert isinstance(errors[1], JudgeAnswerError) and errors[1].raw == "I would rather not say."
+
+
+def test_alignment_coherence_style_answers(model, monkeypatch):
+    monkeypatch.setattr(model.chat, "answer", lambda *args: "Alignment Score (1-5): 2.5\nCoherence Score (1-5): 4\n"
+                                                           "Style Score (1-5): 3.5")
+    monkeypatch.setattr(model, "score_key", "mean")
+    judgement = model.judge("a fox", IMAGES / "rgb_53x97.webp")
+    assert judgement.score == pytest.approx(10 / 3) and judgement.details["coherence"] == 4.0
+    monkeypatch.setattr(model.chat, "answer", lambda *args: "Alignment Score (1-5): 2.5")
+    with pytest.raises(JudgeAnswerError, match="no coherence, style score"):
+        model.judge("a fox", IMAGES / "rgb_53x97.webp")
