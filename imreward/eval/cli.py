@@ -144,7 +144,7 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
 def _eval_command(args: argparse.Namespace) -> int:
     from imreward.data import DatasetDownloadError
     from imreward.errors import UnknownScorerError
-    from imreward.eval.data import read_evaluation_data
+    from imreward.data.loading import load_preference_data
     from imreward.eval.report import write_reports
     from imreward.eval.runner import run_evaluation
     from imreward.hub import check_scorer
@@ -163,15 +163,16 @@ def _eval_command(args: argparse.Namespace) -> int:
     try:
         if args.benchmarks is not None:
             return _table_command(args, specs)
-        prompts, skipped = read_evaluation_data(args.data, args.images, args.split)
+        prompts, stats = load_preference_data(args.data, args.split, args.images, policy="eval")
     except (FileNotFoundError, ValueError, DatasetDownloadError) as error:
         raise SystemExit(f"imreward eval: {error}") from error
     output_dir = Path(args.output_dir)
     run = run_evaluation(prompts, specs, args.cache or output_dir / CACHE_FILE, device=args.device,
                          download_root=args.download_root, batch_size=args.batch_size, ks=args.ks,
                          n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-                         progress=not args.quiet, skipped=skipped, dtype=args.dtype, threads=args.threads)
-    paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images or ""))
+                         progress=not args.quiet, skipped=stats.skipped, dtype=args.dtype, threads=args.threads)
+    paths = write_reports(run, output_dir, data=str(args.data), images=str(args.images or ""),
+                          unlabelled=stats.unlabelled)
     for item in run.skipped:
         print(f"skipped prompt {item['id']} ({item['reason']}): {item['images'][0]}", file=sys.stderr)
     print(f"{len(run.prompts)} of {run.total_prompts} prompts evaluated, {len(run.skipped)} skipped", file=sys.stderr)

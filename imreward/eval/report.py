@@ -20,11 +20,13 @@ def table_columns(ks: list[int]) -> list[tuple[str, str]]:
             + [(f"filter@{k}", f"F@{k}") for k in ks])
 
 
-def run_summary(run: EvaluationRun, data: str = "", images: str = "") -> dict[str, Any]:
-    """The JSON-able content of a run."""
+def run_summary(run: EvaluationRun, data: str = "", images: str = "", unlabelled: int = 0) -> dict[str, Any]:
+    """The JSON-able content of a run; ``unlabelled``: rows the reader dropped for lack of a human
+    label (Pick-a-Pic's ``has_label``)."""
     return {
         "data": data, "images": images, "settings": run.settings,
-        "prompts": {"total": run.total_prompts, "evaluated": len(run.prompts), "skipped": len(run.skipped)},
+        "prompts": {"total": run.total_prompts, "evaluated": len(run.prompts), "skipped": len(run.skipped),
+                    "unlabelled_rows": unlabelled},
         "pairs": run.pairs, "metrics": run.metrics, "cache": run.cache_stats,
         "skipped": run.skipped, "prompt_ids": [prompt.prompt_id for prompt in run.prompts], "scores": run.scores,
     }
@@ -51,7 +53,9 @@ def markdown_report(summary: dict[str, Any]) -> str:
     lines = ["# Preference evaluation", "",
              f"Data: `{summary['data']}`" + (f" (images under `{summary['images']}`)" if summary["images"] else "") + ". "
              f"{counts['evaluated']} of {counts['total']} prompts evaluated, **{counts['skipped']} skipped** "
-             f"(missing or unreadable images); {summary['pairs']} image pairs with different human ranks.", "",
+             f"(missing or unreadable images, or every image tied)"
+             + (f", {counts['unlabelled_rows']} unlabelled rows dropped" if counts.get("unlabelled_rows") else "")
+             + f"; {summary['pairs']} image pairs with different human ranks.", "",
              "Values in percent. Pairs the model scores equal count as wrong; in R@k/F@k, model ties are "
              "broken at random (the expected hit is counted).", ""]
     lines += markdown_table(["model"] + [title for _, title in columns],
@@ -126,12 +130,13 @@ def write_outputs(output_dir: str | Path, names: dict[str, str], result: dict[st
     return paths
 
 
-def write_reports(run: EvaluationRun, output_dir: str | Path, data: str = "", images: str = "") -> dict[str, Path]:
+def write_reports(run: EvaluationRun, output_dir: str | Path, data: str = "", images: str = "",
+                  unlabelled: int = 0) -> dict[str, Path]:
     """Write report.json, report.md, report.html and (when any prompt was evaluated) report.png;
     returns their paths."""
     from imreward.eval.html_report import write_eval_html
 
-    summary = run_summary(run, data, images)
+    summary = run_summary(run, data, images, unlabelled)
     paths = write_outputs(output_dir, {"json": REPORT_JSON, "markdown": REPORT_MARKDOWN, "figure": REPORT_FIGURE},
                           summary, markdown_report(summary), plot_report if summary["metrics"] else None)
     paths["html"] = write_eval_html(summary, run.prompts, output_dir, REPORT_FIGURE if "figure" in paths else None)

@@ -65,7 +65,7 @@ def test_eval_writes_reports_skips_missing_images_and_reuses_the_cache(tmp_path,
     report = json.loads((out / "report.json").read_text())
     markdown = (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 10_000
-    assert report["prompts"] == {"total": 8, "evaluated": 7, "skipped": 1}
+    assert report["prompts"] == {"total": 8, "evaluated": 7, "skipped": 1, "unlabelled_rows": 0}
     assert report["skipped"][0]["id"] == "7" and "none.png" in report["skipped"][0]["images"][0]
     assert "**1 skipped**" in markdown
     assert "| model | pref. acc. | R@1 | R@2 | R@4 | F@1 | F@2 | F@4 |" in markdown

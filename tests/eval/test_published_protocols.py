@@ -48,6 +48,10 @@ def test_pickapic_rows_without_a_label_are_dropped_and_counted(tmp_path, brightn
     assert (entry["prompts"], entry["unlabelled_rows"]) == (3, 1)
     assert entry["accuracy"]["test-dark"]["value"] == pytest.approx(1 / 3)  # the kept tie: both tie
     assert "1 unlabelled rows dropped" in (out / "table.md").read_text()
+    assert run_cli(["eval", "--data", str(root), "--split", "test_unique", "--scorers", "test-dark", "-o",
+                    str(tmp_path / "plain"), "--bootstrap", "20", "-q"]) == 0
+    report = json.loads((tmp_path / "plain" / "report.json").read_text())["prompts"]
+    assert (report["total"], report["unlabelled_rows"]) == (3, 1)
 
 
 def test_hpdv2_keeps_prompts_whose_ranks_all_tie_under_the_paper_rule(tmp_path, brightness_scorers):  # noqa: F811
