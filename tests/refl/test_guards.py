@@ -89,6 +89,7 @@ def test_refl_command_tunes_a_flux_folder_with_monitors_and_lora(tmp_path, capsy
         "refl", "--pipeline", str(tmp_path / "flux"), "--prompts", str(tmp_path / "prompts.txt"),
         "--output-dir", str(tmp_path / "run"), "--reward", "brightness", "--resolution", str(FLOW_RESOLUTION),
         "--num-inference-steps", "3", "--method", "draft-k", "--backprop-steps", "2", "--lora-rank", "4",
+        "--lora-alpha", "8",
         "--monitor", "refl.refl_helpers:dark_monitor", "--stop-when-monitor-drops", "10", "--max-steps", "2",
         "--validation-count", "1", "--validation-every", "1", "--checkpoint-every", "0", "--learning-rate", "1e-3"])
     assert exit_code == 0
@@ -99,7 +100,14 @@ def test_refl_command_tunes_a_flux_folder_with_monitors_and_lora(tmp_path, capsy
     for record in records:  # the dark monitor is 1 - the (single-prompt) brightness reward
         assert record["monitors"]["refl.refl_helpers:dark_monitor"] == pytest.approx(1 - record["mean_reward"],
                                                                                       abs=1e-5)
-    assert (tmp_path / "run" / "final" / "pytorch_lora_weights.safetensors").is_file()
+    for folder in ("final", "best"):  # both exports carry the rank and alpha, for diffusers and for peft
+        from safetensors import safe_open
+
+        with safe_open(str(tmp_path / "run" / folder / "pytorch_lora_weights.safetensors"), "pt") as weights:
+            adapter = json.loads(weights.metadata()["lora_adapter_metadata"])  # diffusers' "component.field"
+        peft_config = json.loads((tmp_path / "run" / folder / "peft" / "adapter_config.json").read_text())
+        assert (adapter["transformer.r"], adapter["transformer.lora_alpha"]) == (4, 8)
+        assert (peft_config["r"], peft_config["lora_alpha"]) == (4, 8)
 
 
 def test_refl_command_rejects_unsupported_folders_and_lonely_stop_rules(tmp_path):
