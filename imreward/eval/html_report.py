@@ -134,6 +134,13 @@ def write_table_html(result: dict[str, Any], details: dict[str, tuple[list[Promp
                        result=result, sections=sections, figure=figure)
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """The generator's images when no reward metric listed them (an FID-only benchmark)."""
+    from imreward.eval.benchmark import IMAGE_NAME
+
+    return [path for path in folder.iterdir() if IMAGE_NAME.match(path.name)] if folder.is_dir() else []
+
+
 def write_benchmark_html(result: dict[str, Any], output_dir: str | os.PathLike, figure: str | None) -> Path:
     """``benchmark.html``: the generators' table and, per generator, a sortable grid of its images
     with every reward metric's score (``run_benchmark``'s ``image_scores``)."""
@@ -144,7 +151,8 @@ def write_benchmark_html(result: dict[str, Any], output_dir: str | os.PathLike, 
     grids = {}
     for generator in result["generators"]:
         names = sorted({key.split("/", 1)[1] for per_image in image_scores.values() for key in per_image
-                        if key.split("/", 1)[0] == generator})
+                        if key.split("/", 1)[0] == generator}
+                       or (path.name for path in _image_files(Path(result["root"]) / generator)))
         rows = []
         for name in names:
             prompt_id = name.rsplit("_", 1)[0]
