@@ -1,6 +1,6 @@
 """One command that proves imreward's GPU paths and times them; writes ``--out`` (JSON) and a .md beside it.
 
-Six parts, each timed and reported even when another fails (the report is rewritten after every part):
+Seven parts, each timed and reported even when another fails (the report is rewritten after every part):
 1. correctness: device fp32 vs CPU fp32 on the golden images (max |diff| <= 1e-4), bf16 and fp16 vs
    fp32, ``score_tensor`` gradients finite and equal between the CPU and the device;
 2. scoring: pre-decoded images/s per batch size in fp32, TF32, bf16 and fp16, eager and with
@@ -11,8 +11,10 @@ Six parts, each timed and reported even when another fails (the report is rewrit
    optional GPU JPEG decode of ``score_batch(decode="gpu")`` with its deviation from the PIL path;
 4. serving: ``imreward serve`` under concurrent clients against offline throughput (``serve_load``);
 5. training: pairs/s at two freeze ratios, grouped step against the original's per-pair step;
-6. refl: seconds per step and peak memory, full fine-tune vs LoRA, with and without checkpointing.
-Parts 3-6 run the server, score-dataset, a training step and a ReFL step on the chosen device.
+6. refl: seconds per step and peak memory, full fine-tune vs LoRA, with and without checkpointing;
+7. rl: rewards/s and added latency per call of the RL reward's placements (in-process, a managed
+   ``imreward serve`` with raw pixels, PNG or JPEG, a Ray actor pool with half a GPU per actor).
+Parts 3-7 run the server, score-dataset, a training step and a ReFL step on the chosen device.
 
     python benchmarks/gpu_suite.py --out gpu-report.json [--original-python ORACLE/bin/python]
     python benchmarks/gpu_suite.py --smoke --out smoke.json      # CPU, tiny models, seconds (CI runs it)
@@ -35,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import refl_step  # noqa: E402
+import rl_rewards  # noqa: E402
 import score_dataset_throughput  # noqa: E402
 import serve_load  # noqa: E402
 import train_throughput  # noqa: E402
@@ -309,13 +312,23 @@ class Suite:
             free_memory()
         return {"rows": rows}
 
+    def rl(self) -> dict:
+        options = ["--model", str(self.prepare()), "--device", str(self.device)]
+        if self.args.smoke:
+            options += ["--placements", "local", "remote", "--transports", "raw", "jpeg", "--images", "2",
+                        "--size", "64", "--calls", "2", "--threads", "1"]
+        else:
+            options += ["--dtype", "bfloat16", "--images", "32", "--size", "512", "--calls", "10", "--actors", "2",
+                        "--num-gpus", "0.5"]
+        return rl_rewards.measure(rl_rewards.build_parser().parse_args(options))
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-report.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU: checks that every part runs")
     parser.add_argument("--device", default=None, help="default: cuda if available (cpu with --smoke)")
-    parser.add_argument("--parts", nargs="+", default=None, help="run only these parts (default: all six)")
+    parser.add_argument("--parts", nargs="+", default=None, help="run only these parts (default: all seven)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 8 32 128 256 512")
     parser.add_argument("--compile-modes", nargs="+", default=["bfloat16"], choices=list(MODES),
                         help="modes also timed with torch.compile (default: %(default)s)")
@@ -346,7 +359,8 @@ def fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 PARTS = [("correctness", "CUDA vs CPU, precisions, gradients"), ("scoring", "pre-decoded throughput"),
          ("files", "JPEG files end to end"), ("serving", "imreward serve under load"),
-         ("training", "pairs/s and memory"), ("refl", "ReFL step time and memory")]
+         ("training", "pairs/s and memory"), ("refl", "ReFL step time and memory"),
+         ("rl", "RL reward placements and transports")]
 
 
 def main() -> int:
@@ -370,7 +384,7 @@ def main() -> int:
                 report.run_part(part, title, getattr(suite, part))
     statuses = {part["name"]: part["status"] for part in report.data["parts"]}
     paths = (("imreward serve", "serving"), ("score-dataset", "files"), ("training step", "training"),
-             ("ReFL step", "refl"))
+             ("ReFL step", "refl"), ("RL reward placements", "rl"))
     report.data["ran_on_device"] = {path: statuses.get(part) for path, part in paths}
     report.finish()
     print(f"[gpu_suite] wrote {args.out} and {args.out.with_suffix('.md')}", flush=True)

@@ -4,7 +4,8 @@
     with RewardClient("http://127.0.0.1:8000") as client:
         rewards = client.score("a cat on a sofa", [png_bytes, "sample.jpg", pil_image])
 
-Requests travel as msgpack (raw image bytes, no base64, no pickle). Connection failures, timeouts
+Requests travel as msgpack (raw image bytes, no base64, no pickle); a uint8 array [H, W, 3] travels
+as its raw pixels (``raw_pixels``), with no PNG/JPEG round trip. Connection failures, timeouts
 and 429/502/503/504 answers are retried with exponential backoff, or after the server's
 ``Retry-After`` (scoring is idempotent); other 4xx answers raise ``RewardServerError`` at once
 with the server's message.
@@ -46,8 +47,21 @@ class ScoreResult:
     normalized: list[float | None] | None = None
 
 
-def encode_image(image: object) -> bytes:
-    """Encoded image bytes for bytes, a file path or a PIL image (sent as PNG)."""
+def raw_pixels(array: object) -> dict:
+    """The raw-pixel form of a uint8 numpy array [H, W, 3] (or [H, W], [H, W, 1], [H, W, 4]):
+    ``{"shape": [...], "dtype": "uint8", "data": bytes}``, C order."""
+    if str(getattr(array, "dtype", "")) != "uint8":
+        raise TypeError(f"raw pixels must be a uint8 array, got {getattr(array, 'dtype', type(array).__name__)}")
+    return {"shape": list(array.shape), "dtype": "uint8", "data": array.tobytes(order="C")}
+
+
+def encode_image(image: object) -> bytes | dict:
+    """Encoded image bytes for bytes, a file path or a PIL image (sent as PNG); the raw pixels
+    (``raw_pixels``) of a uint8 numpy array; a raw-pixel map as it is."""
+    if isinstance(image, dict):
+        return image
+    if hasattr(image, "__array_interface__") and not hasattr(image, "save"):
+        return raw_pixels(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image)
     if isinstance(image, (str, os.PathLike)):
@@ -57,7 +71,7 @@ def encode_image(image: object) -> bytes:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
-    raise TypeError(f"send images as encoded bytes, file paths or PIL images, not {type(image).__name__}")
+    raise TypeError(f"send images as encoded bytes, file paths, PIL images or uint8 arrays, not {type(image).__name__}")
 
 
 def _score_request(prompts: str | Sequence[str], images: Sequence[object], model: str | None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-PARTS = ["correctness", "scoring", "files", "serving", "training", "refl"]
+PARTS = ["correctness", "scoring", "files", "serving", "training", "refl", "rl"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,9 @@ def test_each_part_reports_its_figures(smoke_report):
     assert len(parts["training"]["rows"]) == 4 and set(parts["training"]["grouped_over_per_pair"]) == {
         "freeze_0.7", "freeze_0.0"}
     assert {(row["lora"], row["grad_checkpointing"]) for row in parts["refl"]["rows"]} == {(False, False), (True, True)}
+    rl = parts["rl"]["placements"]
+    assert set(rl) == {"local", "remote/raw", "remote/jpeg"} and all(row["rewards_per_s"] > 0 for row in rl.values())
+    assert rl["remote/raw"]["bytes_per_image"] == 64 * 64 * 3 > rl["remote/jpeg"]["bytes_per_image"]
 
 
 def test_a_failing_part_is_recorded_and_the_next_still_runs(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from imreward.scoring import RewardScorer
 from imreward.serve.batcher import DynamicBatcher
 from imreward.serve.limits import BodySizeLimit, check_bearer_token
 from imreward.serve.metrics import ServerMetrics
-from imreward.serve.payload import (RequestError, ScoreRequest, decode_image_field, read_score_request,
+from imreward.serve.payload import (RawImage, RequestError, ScoreRequest, image_input, read_score_request,
                                     score_response, wants_msgpack)
 from imreward.serve.settings import ServeSettings
 
@@ -28,10 +28,10 @@ logger = logging.getLogger("imreward.serve")
 BATCHED_SCORER_METHODS = ("preprocess", "encode_prompts", "score_preprocessed")
 
 
-def _prepare_image(model: RewardScorer, field: str | bytes) -> torch.Tensor | str:
+def _prepare_image(model: RewardScorer, field: str | bytes | RawImage) -> torch.Tensor | str:
     """Normalised pixels [3, S, S] of one image field, or the reason it cannot be scored."""
     try:
-        return model.preprocess(decode_image_field(field))
+        return model.preprocess(image_input(field, model.max_pixels))
     except Exception as error:  # a bad image fails its own item only (Pillow raises many types)
         return str(error)
 

@@ -3,7 +3,9 @@
 Request fields, whatever the encoding:
     ``prompts``: list of str, one per image or a single one for all (``prompt``: str also accepted);
     ``images``: list of encoded PNG/JPEG/WebP images (base64 strings in JSON, bytes in msgpack,
-    files in multipart); ``model``: optional name of a loaded model (default: the first);
+    files in multipart) or raw pixels ``{"shape": [H, W, C], "dtype": "uint8", "data": bytes}``
+    (C order, C 1, 3 or 4 or shape [H, W]; data base64 in JSON), which skip any decoding;
+    ``model``: optional name of a loaded model (default: the first);
     ``normalize``: optional ``"prompt-zscore"`` (or ``"prompt"``) to add z-scores within each prompt's images.
 Response: ``{"scores": [float | null, ...], "errors": [{"index": i, "message": str}, ...]}``, plus
 ``"normalized": [float | null, ...]`` when the request asked for it.
@@ -17,6 +19,7 @@ import json
 from dataclasses import dataclass
 
 import msgpack
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,6 +32,8 @@ MULTIPART_TYPE = "multipart/form-data"
 MAX_PROMPT_CHARS = 10_000
 REQUEST_FIELDS = frozenset({"prompts", "prompt", "images", "model", "normalize"})
 NORMALIZE_VALUES = (*NORMALIZATIONS, "prompt")  # "prompt": short for prompt-zscore
+RAW_IMAGE_KEYS = frozenset({"shape", "dtype", "data"})
+RAW_CHANNELS = (1, 3, 4)
 
 
 class RequestError(Exception):
@@ -41,12 +46,27 @@ class RequestError(Exception):
         self.status, self.message, self.reason, self.headers = status, message, reason, headers
 
 
+@dataclass(frozen=True)
+class RawImage:
+    """Raw uint8 pixels of one image, checked: ``len(data)`` is the product of ``shape``."""
+
+    shape: tuple[int, ...]  # (H, W) or (H, W, C)
+    data: bytes
+
+    def pixels(self, max_pixels: int) -> np.ndarray:
+        """A read-only view [H, W(, C)] of the data; ValueError if H x W exceeds ``max_pixels``."""
+        height, width = self.shape[:2]
+        if height * width > max_pixels:
+            raise ValueError(f"{width}x{height} raw pixels exceeds the limit of {max_pixels}")
+        return np.frombuffer(self.data, dtype=np.uint8).reshape(self.shape)
+
+
 @dataclass
 class ScoreRequest:
-    """A validated request: one prompt per image; images still encoded (base64 str or bytes)."""
+    """A validated request: one prompt per image; images still encoded (base64 str or bytes) or raw."""
 
     prompts: list[str]
-    images: list[str | bytes]
+    images: list[str | bytes | RawImage]
     model: str | None
     normalize: bool = False  # add per-prompt z-scores to the response
 
@@ -127,9 +147,11 @@ def validate_fields(fields: object, settings: ServeSettings) -> ScoreRequest:
         raise RequestError(413, f"{len(images)} images exceeds the limit of {settings.max_images_per_request} "
                                 "per request", "too_many_images")
     for index, image in enumerate(images):
-        if not isinstance(image, (str, bytes)):
-            raise RequestError(422, f"images[{index}]: expected base64 text or bytes, got {type(image).__name__}",
-                               "fields")
+        if isinstance(image, dict):
+            images[index] = raw_image(image, index)
+        elif not isinstance(image, (str, bytes)):
+            raise RequestError(422, f"images[{index}]: expected base64 text, bytes or a raw-pixel map, got "
+                                    f"{type(image).__name__}", "fields")
     prompts = _prompt_list(fields)
     if len(prompts) == 1:
         prompts = prompts * len(images)
@@ -170,6 +192,47 @@ def _check_unicode(text: str, name: str) -> None:
     except UnicodeEncodeError as error:
         raise RequestError(400, f"{name}: not valid Unicode text (a lone surrogate at character {error.start}); "
                                 "send UTF-8 text", "malformed") from error
+
+
+def raw_image(field: dict, index: int) -> RawImage:
+    """Check a raw-pixel map before anything is allocated for it: exactly the keys ``shape``,
+    ``dtype`` ("uint8"), ``data``; a shape [H, W] or [H, W, C] of positive ints with C in
+    ``RAW_CHANNELS``; as many bytes as the shape says.
+
+    Raises:
+        RequestError: 422 naming the item and the problem.
+    """
+    def refuse(problem: str) -> RequestError:
+        return RequestError(422, f"images[{index}]: raw pixels: {problem}", "fields")
+
+    if set(field) != RAW_IMAGE_KEYS:
+        raise refuse(f"expected exactly the keys {sorted(RAW_IMAGE_KEYS)}, got {sorted(map(str, field))}")
+    if field["dtype"] != "uint8":
+        raise refuse(f"dtype must be 'uint8', got {str(field['dtype'])[:40]!r}")
+    shape = field["shape"]
+    if (not isinstance(shape, list) or len(shape) not in (2, 3)
+            or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in shape)):
+        raise refuse("shape must be [height, width] or [height, width, channels] of positive integers")
+    if len(shape) == 3 and shape[2] not in RAW_CHANNELS:
+        raise refuse(f"channels must be one of {RAW_CHANNELS}, got {shape[2]}")
+    data = field["data"]
+    if not isinstance(data, (str, bytes)):
+        raise refuse(f"data must be bytes (base64 text in JSON), got {type(data).__name__}")
+    try:
+        data = decode_image_field(data)
+    except ValueError as error:
+        raise refuse(str(error)) from error
+    expected = 1
+    for size in shape:
+        expected *= size
+    if len(data) != expected:
+        raise refuse(f"shape {shape} needs {expected} bytes, got {len(data)}")
+    return RawImage(tuple(shape), data)
+
+
+def image_input(field: str | bytes | RawImage, max_pixels: int) -> bytes | np.ndarray:
+    """What ``load_image`` takes for one image field: encoded bytes, or the raw pixels as an array."""
+    return field.pixels(max_pixels) if isinstance(field, RawImage) else decode_image_field(field)
 
 
 def decode_image_field(image: str | bytes) -> bytes:
