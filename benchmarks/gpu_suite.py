@@ -14,7 +14,7 @@ Seven parts, each timed and reported even when another fails (the report is rewr
 6. refl: seconds per step and peak memory, full fine-tune vs LoRA, with and without checkpointing;
 7. rl: rewards/s and added latency per call of the RL reward's placements (in-process, a managed
    ``imreward serve`` with raw pixels, PNG or JPEG, a Ray actor pool with half a GPU per actor).
-Parts 3-7 run the server, score-dataset, a training step and a ReFL step on the chosen device.
+Parts 3-7 run the server, score-dataset, a training step, a ReFL step and the RL reward on the chosen device.
 
     python benchmarks/gpu_suite.py --out gpu-report.json [--original-python ORACLE/bin/python]
     python benchmarks/gpu_suite.py --smoke --out smoke.json      # CPU, tiny models, seconds (CI runs it)
