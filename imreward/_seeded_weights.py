@@ -54,6 +54,16 @@ def with_rows_scaled(state: dict[str, torch.Tensor], name: str, rows: list[int],
     return {**state, name: tensor}
 
 
+def with_opposed_rows(state: dict[str, torch.Tensor], name: str, row: int, opposite: int,
+                      factor: float) -> dict[str, torch.Tensor]:
+    """``state`` with row ``row`` of tensor ``name`` scaled by ``factor`` and row ``opposite`` set to its
+    negative: a seeded language model whose next token splits between two answers (Yes/No) by its input."""
+    tensor = state[name].clone()
+    tensor[row] *= factor
+    tensor[opposite] = -tensor[row]
+    return {**state, name: tensor}
+
+
 def score_token_ids(tokenizer_file: str) -> list[int]:
     """Ids of the tokens of a ``tokenizer.json`` holding a digit, "Final", "Score" or ":"."""
     from tokenizers import Tokenizer

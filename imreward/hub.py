@@ -125,6 +125,11 @@ _SCORERS: dict[str, ScorerInfo] = {
         size="Qwen3-VL-8B-Instruct, 8.8B (generates its answer: slow)",
         trained_on="judges alignment, coherence and style (1-5 each; the score is their mean; parity with the "
                    "original not checked for Qwen3-VL); data: UnifiedReward-2.0-T2X-score-data"),
+    "VQAScore-Qwen2.5-VL-7B": ScorerInfo(
+        "imreward.models.vqascore:load_vqascore", source="hf://Qwen/Qwen2.5-VL-7B-Instruct",
+        licence="Apache-2.0 (Qwen2.5-VL-7B-Instruct)", size="Qwen2.5-VL-7B-Instruct, 8.3B (one forward per image)",
+        trained_on="judges text-image alignment: P('Yes') to 'Does this figure show \"{prompt}\"? Please "
+                   "answer Yes or No.' (t2v_metrics' VQAScore); no preference training; differentiable"),
     "openai-judge": ScorerInfo(
         "imreward.judges.openai_judge:load_openai_judge",
         source="your OpenAI-compatible endpoint (vLLM, sglang, hosted API): openai-judge:judge.json",

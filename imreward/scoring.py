@@ -47,6 +47,38 @@ def stack_text_rows(texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
     return {key: torch.stack([text[key] for text in texts]) for key in texts[0]}
 
 
+def prompts_for_pixels(pixels: torch.Tensor, prompts: str | Sequence[str]) -> list[str]:
+    """One prompt per image of pixels [B, 3, H, W] (one prompt for all, or B of them), checking both."""
+    if pixels.ndim != 4 or pixels.shape[1] != 3:
+        raise ValueError(f"expected pixels of shape [B, 3, H, W], got {tuple(pixels.shape)}")
+    prompt_list = [prompts] * pixels.shape[0] if isinstance(prompts, str) else list(prompts)
+    if len(prompt_list) != pixels.shape[0]:
+        raise ValueError(f"got {len(prompt_list)} prompts for {pixels.shape[0]} images")
+    return prompt_list
+
+
+def utf8_prompts(prompts: list[str]) -> dict[str, torch.Tensor]:
+    """Prompts as UTF-8 bytes [N, L] (zero-padded) and their lengths [N]: ``encode_prompts`` of a scorer
+    that renders its text later (a judge's question, a conversation sized by its image)."""
+    encoded = [prompt.encode("utf-8") for prompt in prompts]
+    data = torch.zeros((len(encoded), max([len(e) for e in encoded] + [1])), dtype=torch.uint8)
+    for row, raw in enumerate(encoded):
+        data[row, : len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
+    return {"utf8": data, "length": torch.tensor([len(e) for e in encoded])}
+
+
+def collate_utf8_prompts(texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rows of ``utf8_prompts`` outputs (widths may differ) -> one batch."""
+    width = max(text["utf8"].shape[-1] for text in texts)
+    return {"utf8": torch.stack([torch.nn.functional.pad(t["utf8"], (0, width - t["utf8"].shape[-1])) for t in texts]),
+            "length": torch.stack([t["length"] for t in texts])}
+
+
+def decode_utf8_prompts(utf8: torch.Tensor, length: torch.Tensor) -> list[str]:
+    """The prompts of a ``utf8_prompts`` batch."""
+    return [bytes(row[:n].tolist()).decode("utf-8") for row, n in zip(utf8.cpu(), length.tolist())]
+
+
 def batch_images(scorer, images: list):
     """One batch from ``scorer.preprocess`` outputs: the scorer's ``collate_images`` hook, or
     ``torch.stack`` for a scorer without it."""

@@ -66,11 +66,16 @@ def questions() -> tuple[str, str]:
     return templates.UNIFIEDREWARD_POINTWISE, templates.UNIFIEDREWARD_PAIRWISE
 
 
-def write_base(folder: Path) -> None:
+def unifiedreward_corpus() -> list[str]:
+    pointwise, pairwise = questions()
+    return [pointwise.replace("{prompt}", p) + pairwise.replace("{prompt}", p) + ANSWER_TEXT for p in PROMPTS]
+
+
+def write_base(folder: Path, corpus: list[str]) -> None:
+    """A reduced Qwen2.5-VL's files as the hub publishes them, its tokenizer trained on ``corpus``."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, Qwen2_5_VLConfig
 
-    pointwise, pairwise = questions()
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
@@ -80,7 +85,6 @@ def write_base(folder: Path) -> None:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    corpus = [pointwise.replace("{prompt}", p) + pairwise.replace("{prompt}", p) + ANSWER_TEXT for p in PROMPTS]
     tokenizer.train_from_iterator(corpus * 4, trainer)
     tokenizer.add_special_tokens(SPECIAL_TOKENS)
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +148,7 @@ def main() -> None:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     base = args.out / "base"
-    write_base(base)
+    write_base(base, unifiedreward_corpus())
     pointwise, pairwise = questions()
     with torch.device("meta"):
         shapes = {legacy_name(k): tuple(v.shape) for k, v in Qwen2_5_VLForConditionalGeneration._from_config(

@@ -35,7 +35,8 @@ from imreward.judges.answers import (Judgement, final_score, judgement_from_logp
 from imreward.judges.chat_client import ChatClient
 from imreward.judges.config import LOGPROB_RULES, JudgeConfig
 from imreward.judges.templates import fill_template
-from imreward.scoring import ErrorCallback, ScoreMethods
+from imreward.scoring import (ErrorCallback, ScoreMethods, collate_utf8_prompts, decode_utf8_prompts,
+                              utf8_prompts)
 
 logger = logging.getLogger("imreward.judges")
 
@@ -177,26 +178,19 @@ class OpenAIJudge(ScoreMethods):
         return ImageURL(image_data_url(image, self.config.image_format, self.max_pixels, self.image_formats))
 
     def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        """Prompts as UTF-8 bytes [N, L] (zero-padded) and their lengths [N], so they travel through
-        the server's batcher like any scorer's tokens."""
-        encoded = [prompt.encode("utf-8") for prompt in prompts]
-        data = torch.zeros((len(encoded), max([len(e) for e in encoded] + [1])), dtype=torch.uint8)
-        for row, raw in enumerate(encoded):
-            data[row, : len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
-        return {"utf8": data, "length": torch.tensor([len(e) for e in encoded])}
+        """Prompts as UTF-8 bytes, so they travel through the server's batcher like any scorer's tokens."""
+        return utf8_prompts(prompts)
 
     def collate_images(self, images: list[ImageURL]) -> list[ImageURL]:
         return list(images)
 
     def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        width = max(text["utf8"].shape[-1] for text in texts)
-        return {"utf8": torch.stack([torch.nn.functional.pad(t["utf8"], (0, width - t["utf8"].shape[-1])) for t in texts]),
-                "length": torch.stack([t["length"] for t in texts])}
+        return collate_utf8_prompts(texts)
 
     def score_preprocessed(self, images: list[ImageURL], text: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores [B] float32 of data URLs and encoded prompts; NaN (which the server reports as that
         item's error) where an item failed, its reason logged with the raw answer."""
-        prompts = [bytes(row[:length].tolist()).decode("utf-8") for row, length in zip(text["utf8"], text["length"])]
+        prompts = decode_utf8_prompts(text["utf8"], text["length"])
         scores = torch.full((len(images),), float("nan"))
         futures = {self._pool.submit(self.judge_url, prompt, image.url): i
                    for i, (prompt, image) in enumerate(zip(prompts, images))}

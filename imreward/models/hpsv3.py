@@ -36,7 +36,7 @@ from imreward.hub import hub_file, load_weights, read_state_dict, resolve_device
 from imreward.image_io import ImageInput
 from imreward.models._hpsv3_prompt import CHAT_PREFIX, IMAGE_PAD, REWARD_TOKEN, text_after_image
 from imreward.models.qwen2vl_pixels import PatchConfig, pil_patches, tensor_patches
-from imreward.scoring import RewardScorer
+from imreward.scoring import RewardScorer, prompts_for_pixels
 
 HPSV3_REPO, HPSV3_FILE = "MizzenAI/HPSv3", "HPSv3.safetensors"
 BASE_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
@@ -119,11 +119,7 @@ class HPSv3(RewardScorer):
 
     def reward_tensor(self, pixels: torch.Tensor, prompts: str | Sequence[str]) -> torch.Tensor:
         """Differentiable (mu, log sigma) [B, 2] for pixels [B, 3, H, W] in [0, 1]."""
-        if pixels.ndim != 4 or pixels.shape[1] != 3:
-            raise ValueError(f"expected pixels of shape [B, 3, H, W], got {tuple(pixels.shape)}")
-        prompt_list = [prompts] * pixels.shape[0] if isinstance(prompts, str) else list(prompts)
-        if len(prompt_list) != pixels.shape[0]:
-            raise ValueError(f"got {len(prompt_list)} prompts for {pixels.shape[0]} images")
+        prompt_list = prompts_for_pixels(pixels, prompts)
         patches, grid_thw = self.collate_images([tensor_patches(image, self.patches) for image in pixels])
         text = {key: value.to(self.device) for key, value in self.encode_prompts(prompt_list).items()}
         return self.reward_logits(patches, grid_thw.to(self.device), **text)

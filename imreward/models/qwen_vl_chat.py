@@ -26,13 +26,14 @@ from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig
 
-from imreward.errors import CheckpointError
-from imreward.hub import load_weights
+from imreward.errors import CheckpointError, ModelDownloadError
+from imreward.hub import hub_download_options, load_weights
 from imreward.models.qwen2vl_pixels import PatchConfig, pil_patches, tensor_patches
 
 IMAGE_PAD = "<|image_pad|>"
 # qwen-vl-utils' fetch_image budget, in tokens of (patch_size * merge_size)^2 pixels each.
 MIN_IMAGE_TOKENS, MAX_IMAGE_TOKENS = 4, 16384
+MODEL_FILES = ["*.json", "*.safetensors", "*.jinja", "merges.txt", "vocab.json"]
 LEGACY_PREFIXES = (("visual.", "model.visual."), ("model.", "model.language_model."))
 Patches = tuple[torch.Tensor, torch.Tensor]  # (patches [N, patch_dim], grid_thw [3]) of one image
 
@@ -152,6 +153,22 @@ class QwenVLChat(nn.Module):
         seen[inputs["input_ids"][0].unique()] = True
         penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
         return torch.where(seen, penalised, logits)
+
+
+def hub_model_folder(repo: str, checkpoint: str | os.PathLike | None, download_root: str | os.PathLike | None) -> Path:
+    """A local model folder: ``checkpoint`` when given, else the hub repo's files downloaded once."""
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"checkpoint {folder} is not a folder: pass the model's folder as the hub holds it")
+        return folder
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, allow_patterns=MODEL_FILES, **hub_download_options(download_root)))
+    except Exception as error:
+        raise ModelDownloadError(f"could not get the files of {repo!r}: {type(error).__name__}: {error}\nWithout "
+                                 "network, copy the repo's folder here and pass it: NAME=FOLDER or checkpoint=FOLDER") from error
 
 
 def load_qwen_vl_chat(folder: str | os.PathLike, dtype: torch.dtype | None = None, source: str | None = None) -> QwenVLChat:

@@ -16,25 +16,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from imreward.errors import JudgeAnswerError, ModelDownloadError
-from imreward.hub import hub_download_options, resolve_device
+from imreward.errors import JudgeAnswerError
+from imreward.hub import resolve_device
 from imreward.image_io import DEFAULT_MAX_PIXELS, LOCAL_FORMATS, ImageInput, load_image
 from imreward.judges.answers import Judgement, final_score, pairwise_verdict, sub_scores
 from imreward.judges.templates import fill_template
-from imreward.models.qwen_vl_chat import QwenVLChat, load_qwen_vl_chat
+from imreward.models.qwen_vl_chat import QwenVLChat, hub_model_folder, load_qwen_vl_chat
 from imreward.scoring import ErrorCallback, ScoreMethods
 
 UNIFIEDREWARD_REPOS = {
     "UnifiedReward-qwen-7b": "CodeGoat24/UnifiedReward-qwen-7b",
     "UnifiedReward-2.0-qwen3vl-8b": "CodeGoat24/UnifiedReward-2.0-qwen3vl-8b",
 }
-MODEL_FILES = ["*.json", "*.safetensors", "*.jinja", "merges.txt", "vocab.json"]
 SCORE_KEYS = ("final", "mean", "alignment", "coherence", "style")
 
 
@@ -114,23 +112,6 @@ class UnifiedReward(ScoreMethods, nn.Module):
         return [None if j is None else j.score for j in self.judge_batch(prompts, images, progress, on_error)]
 
 
-def model_folder(name: str, checkpoint: str | os.PathLike | None, download_root: str | os.PathLike | None) -> Path:
-    """A local model folder: ``checkpoint`` when given, else the hub repo of ``name`` downloaded once."""
-    if checkpoint is not None:
-        folder = Path(checkpoint)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"checkpoint {folder} is not a folder: pass the model's folder as the hub holds it")
-        return folder
-    from huggingface_hub import snapshot_download
-
-    repo = UNIFIEDREWARD_REPOS.get(name, name)
-    try:
-        return Path(snapshot_download(repo, allow_patterns=MODEL_FILES, **hub_download_options(download_root)))
-    except Exception as error:
-        raise ModelDownloadError(f"could not get the files of {repo!r}: {type(error).__name__}: {error}\nWithout "
-                                 "network, copy the repo's folder here and pass it: NAME=FOLDER or checkpoint=FOLDER") from error
-
-
 def load_unifiedreward(name: str = "UnifiedReward-qwen-7b", device: str | torch.device | None = None,
                        dtype: torch.dtype | str | None = None, download_root: str | os.PathLike | None = None,
                        checkpoint: str | os.PathLike | None = None, template: str | None = None,
@@ -147,7 +128,8 @@ def load_unifiedreward(name: str = "UnifiedReward-qwen-7b", device: str | torch.
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     acs = "2.0" in name
-    chat = load_qwen_vl_chat(model_folder(name, checkpoint, download_root), dtype, str(checkpoint or name))
+    folder = hub_model_folder(UNIFIEDREWARD_REPOS.get(name, name), checkpoint, download_root)
+    chat = load_qwen_vl_chat(folder, dtype, str(checkpoint or name))
     model = UnifiedReward(chat, template or ("unifiedreward-acs" if acs else "unifiedreward"),
                           score_key or ("mean" if acs else "final"), max_new_tokens)
     return model.to(resolve_device(device)).eval()

@@ -12,7 +12,7 @@ import imreward
 from imreward.errors import JudgeAnswerError
 from imreward.judges.templates import fill_template
 from imreward.models.qwen_vl_chat import from_published_layout
-from tiny_unifiedreward import GOLDEN, golden_answers, published_layout_shapes, write_model_folder
+from tiny_qwen_vl import GOLDEN, golden_values, published_layout_shapes, write_model_folder
 
 IMAGES = GOLDEN / "images"
 # Image modes and sizes covered: 1-bit, CMYK JPEG, 16-bit grey, palette GIF, tall grey, tiny WebP.
@@ -23,19 +23,19 @@ POINTWISE = [("a red fox in the snow", name) for name in
 
 @pytest.fixture(scope="module")
 def golden():
-    return golden_answers()
+    return golden_values("unifiedreward")
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, golden):
     torch.set_num_threads(1)
-    folder = write_model_folder(tmp_path_factory.mktemp("unifiedreward"))
+    folder = write_model_folder("unifiedreward", tmp_path_factory.mktemp("unifiedreward"))
     return imreward.load_score("UnifiedReward-qwen-7b", device="cpu", checkpoint=folder,
                                max_new_tokens=golden["max_new_tokens"])
 
 
 def test_the_published_layout_maps_onto_transformers_modules(model):
-    shapes = published_layout_shapes()
+    shapes = published_layout_shapes("unifiedreward")
     converted = from_published_layout({k: torch.empty(v, device="meta") for k, v in shapes.items()})
     assert {k: tuple(v.shape) for k, v in converted.items()} == \
            {k: tuple(v.shape) for k, v in model.chat.model.state_dict().items()}
