@@ -28,10 +28,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="registered scorer (imreward models), save_pretrained folder, .pt checkpoint, "
                              "module:function factory or hub repo (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    add_dtype_argument(parser)
     parser.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
     parser.add_argument("--med-config", default=None, help="BLIP med_config.json for a .pt checkpoint")
     parser.add_argument("--max-length", type=int, default=None, help="prompt tokens (default 35, as trained)")
+
+
+def add_dtype_argument(parser: argparse.ArgumentParser, flag: str = "--dtype") -> None:
+    """The scorers' precision (``imreward.precision``), ``auto`` by default."""
+    from imreward.precision import DTYPE_CHOICES
+
+    parser.add_argument(flag, default="auto", choices=DTYPE_CHOICES,
+                        help="auto (default): bfloat16 on a CPU with AMX-BF16, float16 with AMX-FP16, float32 on "
+                             "other CPUs, each scorer's own (float32) on a GPU; int8: the backbones' linear "
+                             "layers quantized, CPU only, faster without AMX, scores move more (README 'Speed')")
 
 
 def add_image_formats_argument(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +84,8 @@ def load_model_from_args(args: argparse.Namespace, spec: str | None = None):
     scorer = imreward.load_scorer(spec or args.model, device=args.device, dtype=args.dtype,
                                   download_root=args.download_root,
                                   **{name: value for name, value in options.items() if value is not None})
+    if getattr(scorer, "precision", None):
+        print(f"{spec or args.model}: {scorer.precision}", file=sys.stderr)
     return scorer.eval() if hasattr(scorer, "eval") else scorer
 
 

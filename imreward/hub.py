@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from imreward.config import ImageRewardConfig
 from imreward.errors import CheckpointError, ModelDownloadError, ScorerOptionError, UnknownScorerError
 from imreward.models.image_reward import CONFIG_FILE, WEIGHTS_FILE, ImageReward
+from imreward.precision import INT8, choose_dtype, quantize_int8, torch_dtype
 from imreward.tokenizer import TOKENIZER_FILE, VOCAB_FILE, PromptTokenizer, packaged_vocab_file
 
 # A buffer older transformers saved with BLIP's text encoder; it holds arange(512) and is not a weight.
@@ -199,14 +200,21 @@ def _registered_factory(name: str) -> Callable[..., Any]:
 _FACTORY_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def _call_factory(factory: Callable[..., Any], label: str, *args: Any, **kwargs: Any):
-    """``factory(*args, **kwargs)``, refusing options it does not take with an error naming them."""
+def _accepted_options(factory: Callable[..., Any]) -> set[str] | None:
+    """The keyword options ``factory`` takes; None when it takes any (``**kwargs``) or has no signature."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # builtins and some C callables have no signature
-        return factory(*args, **kwargs)
-    if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
-        accepted = {parameter.name for parameter in parameters}
+        return None
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        return None
+    return {parameter.name for parameter in parameters}
+
+
+def _call_factory(factory: Callable[..., Any], label: str, *args: Any, **kwargs: Any):
+    """``factory(*args, **kwargs)``, refusing options it does not take with an error naming them."""
+    accepted = _accepted_options(factory)
+    if accepted is not None:
         refused = sorted(name for name in kwargs if name not in accepted and kwargs[name] is not None)
         if refused:
             raise ScorerOptionError(f"scorer {label!r} does not take the option(s) {', '.join(refused)}")
@@ -267,21 +275,40 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     Options left at None are not passed to a factory that does not take them; any other option it
     does not take is a ``ScorerOptionError`` (a ``TypeError``) naming it. An unknown spec raises
     ``UnknownScorerError`` (a ``KeyError``) listing the registered scorers.
+
+    ``dtype`` is a ``torch.dtype``, a name (``float32``, ``float16``, ``bfloat16``), ``"auto"``
+    (chosen per device and CPU flags, ``imreward.precision``) or ``"int8"`` (CPU: the backbone's
+    linear layers quantized after loading in float32). The scorer's ``precision`` attribute says
+    what was chosen and why.
     """
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    precision, reason = choose_dtype(dtype, device)
     text = os.fspath(spec)
     kind, factory = _resolve_scorer(text)
+    accepted = _accepted_options(factory or load)
+    if dtype == "auto" and accepted is not None and "dtype" not in accepted:
+        precision, reason = None, "auto: the scorer takes no dtype"  # a preference, not a request to refuse
+    if precision is not None and precision != INT8:
+        kwargs["dtype"] = dtype if isinstance(dtype, torch.dtype) else precision
     if kind == "factory":
-        return _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
-    if kind == "configured":
+        scorer = _call_factory(factory, text, device=device, download_root=download_root, **kwargs)
+    elif kind == "configured":
         name, _, config = text.partition(":")
-        return _call_factory(factory, text, name, device=device, download_root=download_root, config=config, **kwargs)
-    if kind == "weights":
+        scorer = _call_factory(factory, text, name, device=device, download_root=download_root, config=config,
+                               **kwargs)
+    elif kind == "weights":
         name, _, weights = text.partition("=")
-        return _call_factory(factory, text, name, device=device, download_root=download_root, checkpoint=weights,
-                             **kwargs)
-    return _call_factory(factory or load, text, text, device=device, download_root=download_root, **kwargs)
+        scorer = _call_factory(factory, text, name, device=device, download_root=download_root, checkpoint=weights,
+                               **kwargs)
+    else:
+        scorer = _call_factory(factory or load, text, text, device=device, download_root=download_root, **kwargs)
+    if precision == INT8:
+        if not isinstance(scorer, torch.nn.Module):
+            raise ScorerOptionError(f"scorer {text!r} is not an nn.Module: int8 cannot quantize it")
+        quantize_int8(scorer)
+    if isinstance(scorer, torch.nn.Module):
+        actual = precision or str(getattr(scorer, "compute_dtype", torch.float32)).removeprefix("torch.")
+        scorer.precision = f"{actual} ({reason})"
+    return scorer
 
 
 # ---- hub access ---------------------------------------------------------------------------
@@ -385,8 +412,9 @@ def build_model(config: ImageRewardConfig, state_dict: dict[str, torch.Tensor], 
 
 def _place(model: ImageReward, device: str | torch.device | None, dtype: torch.dtype | str | None) -> ImageReward:
     model.to(resolve_device(device))
+    dtype = torch_dtype(dtype, device)
     if dtype is not None:
-        model.blip.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)  # the head stays float32
+        model.blip.to(dtype)  # the head stays float32
     return model.eval()
 
 

@@ -120,6 +120,7 @@ class RewardScorer(ScoreMethods, nn.Module):
     image_std: Sequence[float]
     max_pixels: int = DEFAULT_MAX_PIXELS
     image_formats: frozenset[str] = LOCAL_FORMATS  # encoded formats accepted (see imreward.image_io)
+    float_modules: tuple[str, ...] = ()  # submodules int8 quantization leaves in float (head, projections)
 
     def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenise prompts into tensors whose first dimension is the prompt index."""

@@ -1,9 +1,15 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from imreward.testing import tiny_model
+
+# --dtype auto follows the CPU's flags; the tests describe a CPU without AMX, so that every machine
+# scores in float32 by default and gets the same numbers (subprocesses inherit this too).
+os.environ.setdefault("IMREWARD_CPU_FLAGS", "none")
 
 
 @pytest.fixture

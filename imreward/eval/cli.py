@@ -33,7 +33,7 @@ def _tie_threshold(text: str) -> float | str:
 
 
 def register(subparsers) -> None:
-    from imreward.cli import add_model_arguments, add_threads_argument
+    from imreward.cli import add_dtype_argument, add_model_arguments, add_threads_argument
 
     from imreward.eval.benchmarks import BENCHMARKS, TIE_RULES
 
@@ -68,8 +68,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
-    evaluate.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
-                          help="the scorers' weights dtype (default: each scorer's own)")
+    add_dtype_argument(evaluate)
     evaluate.add_argument("--download-root", default=None, help="cache folder for downloaded weights")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_threads_argument(evaluate)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from imreward.hub import CheckpointError, load_weights, resolve_device
+from imreward.precision import torch_dtype
 from imreward.scoring import RewardScorer
 
 
@@ -75,9 +76,10 @@ def place(scorer: RewardScorer, device: str | torch.device | None, dtype: torch.
     """Move a scorer to ``device`` (default CUDA when available) and cast ``backbone`` (default: the
     whole scorer) to ``dtype``; eval mode. Scores are always returned in float32."""
     scorer.to(resolve_device(device))
+    dtype = torch_dtype(dtype, device)
     if dtype is not None:
         target = backbone or scorer
-        target.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        target.to(dtype)
         for module in target.modules():  # open_clip's LayerNormFp32 (OpenAI CLIP) needs float32 weights
             if type(module).__name__ == "LayerNormFp32":
                 module.float()

@@ -26,6 +26,8 @@ AESTHETIC_HEAD = HeadConfig(hidden_sizes=(1024, 128, 64, 16), dropouts=(0.2, 0.2
 class AestheticScore(RewardScorer):
     """Predicted aesthetic rating (roughly 1-10) of an image; the prompt is not used."""
 
+    float_modules = ("mlp",)
+
     def __init__(self, clip_model, head: RewardHead) -> None:
         super().__init__()
         self.clip = clip_model

@@ -31,6 +31,8 @@ USED_PREFIXES = ("visual_encoder.", "text_encoder.", "vision_proj.", "text_proj.
 class BLIPScore(RewardScorer):
     """Scores in [-1, 1]. ``config`` describes the backbone (default: BLIP ViT-L + BERT-base)."""
 
+    float_modules = ("blip.vision_proj", "blip.text_proj")
+
     def __init__(self, config: ImageRewardConfig, tokenizer: PromptTokenizer) -> None:
         super().__init__()
         self.config = config

@@ -36,6 +36,7 @@ from imreward.hub import hub_file, load_weights, read_state_dict, resolve_device
 from imreward.image_io import ImageInput
 from imreward.models._hpsv3_prompt import CHAT_PREFIX, IMAGE_PAD, REWARD_TOKEN, text_after_image
 from imreward.models.qwen2vl_pixels import PatchConfig, pil_patches, tensor_patches
+from imreward.precision import torch_dtype
 from imreward.scoring import RewardScorer, prompts_for_pixels
 
 HPSV3_REPO, HPSV3_FILE = "MizzenAI/HPSv3", "HPSv3.safetensors"
@@ -59,6 +60,8 @@ class HPSv3(RewardScorer):
         tokenizer: Qwen2-VL's tokenizer with ``<|Reward|>`` added, as hpsv3 adds it.
         patches: image preprocessing (Qwen2-VL preprocessor values, hpsv3's pixel budget).
     """
+
+    float_modules = ("rm_head",)
 
     def __init__(self, config: Qwen2VLConfig, tokenizer, patches: PatchConfig | None = None) -> None:
         super().__init__()
@@ -252,8 +255,7 @@ def load_hpsv3(name: str = "HPSv3", device: str | torch.device | None = None,
         base_model: a local folder with Qwen2-VL-7B-Instruct's config.json, tokenizer and
             preprocessor_config.json instead of the hub repo's.
     """
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    dtype = torch_dtype(dtype, device)
     if base_model is None:
         base_model = {hub_file(BASE_MODEL, f, download_root=download_root).parent for f in BASE_FILES}.pop()
     elif not Path(base_model, "config.json").is_file():

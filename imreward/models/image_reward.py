@@ -27,6 +27,8 @@ class ImageReward(RewardScorer):
     ``blip.text_encoder.*``, ``blip.vision_proj.*``, ``blip.text_proj.*``, ``mlp.layers.*``).
     """
 
+    float_modules = ("mlp", "blip.vision_proj", "blip.text_proj")
+
     def __init__(self, config: ImageRewardConfig, tokenizer: PromptTokenizer | None = None) -> None:
         super().__init__()
         self.config = config

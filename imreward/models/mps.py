@@ -28,6 +28,7 @@ from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 from imreward.errors import CheckpointError, ModelDownloadError
 from imreward.hub import hub_file, load_weights, read_state_dict, resolve_device
 from imreward.models.mps_fusion import PUBLISHED_RENAMES, FusionModel
+from imreward.precision import torch_dtype
 from imreward.preprocess import HFCLIPPilPreprocessor
 from imreward.safe_pickle import read_pickled_state_dict
 from imreward.scoring import RewardScorer
@@ -50,6 +51,8 @@ class MPS(RewardScorer):
         fusion: the fusion block's shape (inferred from the checkpoint by ``build_mps``).
         image_size, image_mean, image_std: the CLIP image processor's values.
     """
+
+    float_modules = ("model.visual_projection", "model.text_projection")
 
     def __init__(self, config: CLIPConfig, tokenizer, fusion: dict[str, int], image_size: int,
                  image_mean: tuple[float, ...], image_std: tuple[float, ...],
@@ -179,8 +182,7 @@ def load_mps(name: str = "MPS", device: str | torch.device | None = None, dtype:
                                 "reading the pickle each time)")
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    dtype = torch_dtype(dtype, device)
     if base_model is None:
         base_model = {hub_file(BASE_MODEL, f, download_root=download_root).parent for f in BASE_FILES}.pop()
         for name in OPTIONAL_BASE_FILES:

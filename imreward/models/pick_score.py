@@ -35,6 +35,8 @@ PIL_BICUBIC = 3  # the ``resample`` value of preprocessor_config.json
 class PickScore(DualEncoderScore):
     """PickScore: ``exp(logit_scale)`` x cosine of the normalised image and prompt embeddings."""
 
+    float_modules = ("clip.visual_projection", "clip.text_projection")
+
     def __init__(self, clip_model, tokenizer, processor_config: dict) -> None:
         super().__init__()
         self.clip = clip_model

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from imreward.cli import add_threads_argument
+    from imreward.cli import add_dtype_argument, add_threads_argument
 
     parser = subparsers.add_parser(
         "refl", help="fine-tune a diffusion model (SD 1.x/2.x, SDXL, SD3, FLUX.1) on a reward (ReFL)",
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
                         help="prompt-zscore: z-score each reward within the images of one prompt before weighting "
                              "(needs --images-per-prompt 2 or more; default: %(default)s)")
     source.add_argument("--download-root", default=None, help="cache folder for reward weights")
+    add_dtype_argument(source, "--reward-dtype")
     data = parser.add_argument_group("data")
     data.add_argument("--prompts", required=True, help="JSON (text fields), JSON lines or text file of prompts")
     data.add_argument("--validation-prompts", help="prompts file for validation (default: hold out --validation-count)")
@@ -156,6 +157,9 @@ def _refl_command(args: argparse.Namespace) -> int:
     from imreward.refl.rewards import with_normalization
     from imreward.threads import set_threads
 
+    if args.reward_dtype == "int8":
+        raise SystemExit("refl: --reward-dtype int8: int8 layers pass no gradients back to the images; use auto, "
+                         "bfloat16 or float32")
     prompts = load_prompts(args.prompts)
     if args.validation_prompts:
         validation_prompts = load_prompts(args.validation_prompts)
@@ -195,7 +199,8 @@ def _refl_command(args: argparse.Namespace) -> int:
     monitors = _monitors_from_args(args)  # before the (large) pipeline, so a bad name fails fast
     pipeline = _pipeline_from_args(args, config)
     pretrain_data = CaptionedImages(args.pretrain_data, args.resolution) if args.pretrain_data else None
-    reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root)
+    reward = load_reward(args.reward or ["ImageReward-v1.0"], download_root=args.download_root,
+                         dtype=args.reward_dtype)
     loaded_memory = peak_memory(PartialState().device)
     set_threads(args.threads, [family_of(pipeline).model(pipeline), reward])
     try:

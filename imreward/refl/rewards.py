@@ -192,7 +192,7 @@ def parse_reward_spec(spec: str) -> tuple[str, float]:
 
 
 def load_reward(specs: Sequence[str], device: str | torch.device | None = None,
-                download_root: str | None = None) -> nn.Module:
+                download_root: str | None = None, dtype: str | torch.dtype | None = None) -> nn.Module:
     """Build the frozen reward from specs like ``["ImageReward-v1.0", "brightness:0.5", "mymod:my_reward:2"]``.
 
     Each spec is ``NAME`` or ``NAME:WEIGHT``; NAME is ``brightness`` (``RegionBrightness``) or
@@ -209,7 +209,7 @@ def load_reward(specs: Sequence[str], device: str | torch.device | None = None,
         if name == BRIGHTNESS:
             scorer = RegionBrightness().to(device or "cpu")
         else:
-            scorer = load_scorer(name, device=device, download_root=download_root)
+            scorer = load_scorer(name, device=device, dtype=dtype, download_root=download_root)
         if not hasattr(scorer, "score_tensor"):
             raise TypeError(f"scorer {name!r} has no differentiable score_tensor")
         scorers.append(scorer)

@@ -1,0 +1,181 @@
+"""CPU scoring in every precision against the original package's loop, in one run: speed and faithfulness.
+
+On full-size models with seeded weights (``imreward._seeded_weights``), on image files (decoding and
+preprocessing timed too), interleaved so that a drift of a shared machine's speed shows:
+
+- images/s of the original ImageReward's one-image loop (before and after ours; needs
+  ``--original-python``, the environment of ``scripts/oracle_env.sh``) and of ``score_batch`` in
+  float32, bfloat16, int8 and ``auto`` (``imreward.load_scorer(..., dtype=...)``);
+- faithfulness to float32: the largest and mean score difference and the share of same-prompt image
+  pairs whose order flips, for ImageReward and, with ``--clip-images``, an open_clip ViT-L/14 CLIP
+  score (the backbone of the CLIP and Aesthetic scorers; HPSv2 and CLIP-H are the same code at ViT-H).
+
+The CPU's relevant flags and ``auto``'s choice are printed first. Run it a second time with
+``ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI`` to see the same CPU without AMX (``auto`` follows the cap).
+
+Example: python benchmarks/cpu_precision.py --original-python ../oracle-venv/bin/python --images 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import imreward  # noqa: E402
+from imreward.config import ImageRewardConfig  # noqa: E402
+from imreward.hub import POSITION_IDS_KEY  # noqa: E402
+from imreward.precision import choose_dtype, cpu_flags, quantized_linear_names  # noqa: E402
+from imreward.testing import model_shapes, seeded_state_dict  # noqa: E402
+from scoring_throughput import time_original, write_images  # noqa: E402
+
+RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                  "amx_bf16", "amx_int8", "amx_fp16")
+PRECISIONS = ("float32", "bfloat16", "int8", "auto")
+PROMPTS = ("a painting of an ocean with clouds and birds, day time, low depth field effect",
+           "a red fox in the snow, photograph", "an isometric city at night, neon lights",
+           "a bowl of fruit on a wooden table, oil painting")
+CLIP_NAME = "seeded-open_clip-ViT-L-14"
+
+
+def seeded_clip(name: str = CLIP_NAME, device=None, dtype=None, download_root=None):
+    """An open_clip ViT-L/14 CLIP score with seeded weights, through the CLIP scorers' own ``place``."""
+    from open_clip.model import CLIP
+
+    from imreward.models._clip_backbone import build_open_clip, open_clip_config, place
+    from imreward.models.clip_score import CLIPScore
+
+    config = open_clip_config("ViT-L-14")
+    with torch.device("meta"):
+        shapes = {key: value.shape for key, value in CLIP(**config).state_dict().items()}
+    return place(CLIPScore(build_open_clip(config, seeded_state_dict(shapes, salt=2), "seeded")), device, dtype)
+
+
+def faithfulness(scores: torch.Tensor, reference: torch.Tensor, groups: list[list[int]]) -> dict[str, float]:
+    """Score differences to ``reference`` and the share of same-group pairs ordered differently."""
+    pairs = flipped = 0
+    for group in groups:
+        for i, j in itertools.combinations(group, 2):
+            pairs += 1
+            flipped += bool((reference[i] - reference[j]) * (scores[i] - scores[j]) < 0)
+    difference = (scores - reference).abs()
+    return {"max_abs": float(difference.max()), "mean_abs": float(difference.mean()),
+            "pairs": pairs, "flipped_share": flipped / pairs, "reference_std": float(reference.std())}
+
+
+def time_scorers(scorers: dict[str, object], prompts: list[str], images: list[Path], batch_size: int,
+                 rounds: int) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """images/s of ``score_batch`` per scorer, the scorers taking turns each round; their scores."""
+    rates: dict[str, list[float]] = {name: [] for name in scorers}
+    scores = {}
+    for _ in range(rounds):
+        for name, scorer in scorers.items():
+            start = time.perf_counter()
+            scores[name] = torch.tensor(scorer.score_batch(prompts, images, batch_size=batch_size))
+            rates[name].append(len(images) / (time.perf_counter() - start))
+            print(f"  {name:>9}: {rates[name][-1]:6.2f} images/s", flush=True)
+    return rates, scores
+
+
+def load_all(spec: str, batch_size: int, warm_images: list[Path]) -> dict[str, object]:
+    scorers = {}
+    for precision in PRECISIONS:
+        scorers[precision] = imreward.load_scorer(spec, device="cpu", dtype=precision)
+        scorers[precision].score_batch(PROMPTS[0], warm_images[:batch_size], batch_size=batch_size)  # warm-up
+        print(f"  loaded {precision}: {scorers[precision].precision}", flush=True)
+    return scorers
+
+
+def report(label: str, rates: dict[str, list[float]], scores: dict[str, torch.Tensor], groups: list[list[int]],
+           original: list[float] | None) -> dict:
+    best = {name: max(values) for name, values in rates.items()}
+    result = {"images_per_s": rates, "vs_float32": {}}
+    baseline = sum(original) / len(original) if original else None
+    print(f"\n{label}: images/s (best of rounds){'; speed-up over the original loop' if baseline else ''}")
+    for name, rate in best.items():
+        speedup = f"  {rate / baseline:5.2f}x" if baseline else ""
+        print(f"  {name:>9}: {rate:6.2f}{speedup}")
+        if name != "float32":
+            result["vs_float32"][name] = faithfulness(scores[name], scores["float32"], groups)
+            figures = result["vs_float32"][name]
+            print(f"             vs float32: max {figures['max_abs']:.4f}, mean {figures['mean_abs']:.4f} "
+                  f"(score std {figures['reference_std']:.3f}), {100 * figures['flipped_share']:.2f}% of "
+                  f"{figures['pairs']} pairs flipped")
+    if baseline:
+        result["original_images_per_s"] = original
+        result["speedup_vs_original"] = {name: rate / baseline for name, rate in best.items()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=8, help="images per prompt (default: %(default)s)")
+    parser.add_argument("--prompts", type=int, default=2, choices=range(1, len(PROMPTS) + 1),
+                        help="prompts, each scored with every image (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="timed passes per precision, interleaved")
+    parser.add_argument("--original-python", help="python of scripts/oracle_env.sh's environment")
+    parser.add_argument("--original-images", type=int, default=6)
+    parser.add_argument("--clip-images", type=int, default=0, help="images per prompt for the open_clip "
+                        "ViT-L/14 part (0: skip it)")
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    flags = cpu_flags()
+    choice, reason = choose_dtype("auto", "cpu")
+    results: dict = {"cpu_flags": [flag for flag in RELEVANT_FLAGS if flag in flags], "auto": choice,
+                     "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "threads": torch.get_num_threads(),
+                     "torch": torch.__version__}
+    print(f"CPU flags: {' '.join(results['cpu_flags']) or '(none of interest)'}; ONEDNN_MAX_CPU_ISA="
+          f"{results['onednn_max_cpu_isa'] or 'unset'}; {torch.get_num_threads()} threads; torch {torch.__version__}")
+    print(f"auto -> {choice} ({reason})", flush=True)
+    prompts = list(PROMPTS[: args.prompts])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        config = ImageRewardConfig()
+        shapes = dict(model_shapes(config), **{POSITION_IDS_KEY: (1, config.text.max_position_embeddings)})
+        torch.save(seeded_state_dict(shapes, salt=1), tmp / "ImageReward.pt")
+        imreward.load(tmp / "ImageReward.pt", device="cpu").save_pretrained(tmp / "saved")
+        paths = write_images(tmp, max(args.images, args.original_images, args.clip_images, args.batch_size))
+        pair_prompts = [prompt for prompt in prompts for _ in range(args.images)]
+        pair_images = paths[: args.images] * len(prompts)
+        groups = [list(range(k * args.images, (k + 1) * args.images)) for k in range(len(prompts))]
+
+        print("\nImageReward (full size, seeded weights)", flush=True)
+        scorers = load_all(str(tmp / "saved"), args.batch_size, paths)
+        linears = quantized_linear_names(imreward.load_scorer(str(tmp / "saved"), device="cpu"))
+        print(f"  int8 converts {len(linears)} linear layers", flush=True)
+        original = []
+        if args.original_python:
+            original.append(time_original(args, tmp, config, paths, torch.device("cpu")))
+            print(f"  original loop: {original[-1]:6.2f} images/s", flush=True)
+        rates, scores = time_scorers(scorers, pair_prompts, pair_images, args.batch_size, args.rounds)
+        if args.original_python:
+            original.append(time_original(args, tmp, config, paths, torch.device("cpu")))
+            print(f"  original loop: {original[-1]:6.2f} images/s", flush=True)
+        results["image_reward"] = report("ImageReward", rates, scores, groups, original)
+        del scorers
+
+        if args.clip_images:
+            imreward.register_scorer(CLIP_NAME, seeded_clip, overwrite=True)
+            print("\nCLIP score, open_clip ViT-L/14 (seeded weights)", flush=True)
+            clip_prompts = [prompt for prompt in prompts for _ in range(args.clip_images)]
+            clip_images = paths[: args.clip_images] * len(prompts)
+            clip_groups = [list(range(k * args.clip_images, (k + 1) * args.clip_images)) for k in range(len(prompts))]
+            scorers = load_all(CLIP_NAME, args.batch_size, paths)
+            rates, scores = time_scorers(scorers, clip_prompts, clip_images, args.batch_size, args.rounds)
+            results["open_clip_vit_l14"] = report("open_clip ViT-L/14", rates, scores, clip_groups, None)
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
