@@ -285,8 +285,8 @@ def load_scorer(spec: str | os.PathLike, device: str | torch.device | None = Non
     text = os.fspath(spec)
     kind, factory = _resolve_scorer(text)
     accepted = _accepted_options(factory or load)
-    if dtype == "auto" and accepted is not None and "dtype" not in accepted:
-        precision, reason = None, "auto: the scorer takes no dtype"  # a preference, not a request to refuse
+    if dtype == "auto" and (precision == "float32" or accepted is not None and "dtype" not in accepted):
+        precision = None  # a preference, not a request: float32 is the scorers' own default (or it takes none)
     if precision is not None and precision != INT8:
         kwargs["dtype"] = dtype if isinstance(dtype, torch.dtype) else precision
     if kind == "factory":

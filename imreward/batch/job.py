@@ -71,6 +71,7 @@ def score_shards(source: str | os.PathLike | Sequence[str | os.PathLike], output
     if len(set(names)) != len(names):
         raise ShardReadError("two input shards have the same name; give shards distinct file names")
     specs, scorers = _load(models, engine, device, dtype, load_options or {})
+    precision = {name: getattr(model, "precision", None) for name, model in scorers.items()}  # for the summary
     scorer = BatchScorer(scorers, frozenset(image_formats))
     columns = ["key", *reading.keep_columns, *scorer.columns.values(), "error"]
     check_manifest(folder, run_manifest([describe_model(name, scorer.columns[name], specs.get(name, repr(model)),
@@ -104,7 +105,7 @@ def score_shards(source: str | os.PathLike | Sequence[str | os.PathLike], output
         target = merged
         if progress:
             print(f"wrote {rows} rows to {merged}", file=sys.stderr)
-    summary = meter.summary(engine=engine, output=str(target), complete=complete)
+    summary = meter.summary(engine=engine, output=str(target), complete=complete, precision=precision)
     atomic_write(folder / SUMMARY, json.dumps(summary, indent=2).encode())
     return target
 

@@ -40,10 +40,22 @@ def weights_sha256(model) -> str | None:
     if state_dict is None:
         return None
     digest = hashlib.sha256()
-    for name, tensor in state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    for name, value in state_dict().items():
+        # an int8 layer (imreward.precision) holds its dtype and a tuple of a quantized weight and a bias
+        parts = value if isinstance(value, tuple) else (value,)
+        for index, tensor in enumerate(parts):
+            label = name if len(parts) == 1 else f"{name}.{index}"
+            if not isinstance(tensor, torch.Tensor):
+                digest.update(f"{label}:{tensor!r}".encode())
+                continue
+            tensor = tensor.detach().cpu()
+            if tensor.is_quantized:
+                per_channel = tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+                digest.update(repr(tensor.q_per_channel_scales().tolist() if per_channel else tensor.q_scale()).encode())
+                tensor = tensor.int_repr()
+            tensor = tensor.contiguous()
+            digest.update(f"{label}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(-1).view(dtype=torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
