@@ -30,8 +30,10 @@ def valid_bodies() -> list[tuple[str, bytes]]:
     images = [encoded_image(7), encoded_image(8, (30, 30), "JPEG")]
     fields = {"prompts": ["a", "b"], "images": [base64.b64encode(image).decode() for image in images]}
     multipart = httpx.Request("POST", "http://x", data={"prompt": "a"}, files=[("images", ("a.png", images[0]))])
+    raw = {"shape": [6, 5, 3], "dtype": "uint8", "data": bytes(range(90))}  # raw pixels (imreward.rl's transport)
     return [("application/json", json.dumps(fields).encode()),
             ("application/msgpack", msgpack.packb({"prompts": ["a"], "images": images})),
+            ("application/msgpack", msgpack.packb({"prompts": ["a"], "images": [raw]})),
             (multipart.headers["content-type"], multipart.read())]
 
 
