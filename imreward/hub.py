@@ -115,20 +115,20 @@ _SCORERS: dict[str, ScorerInfo] = {
         trained_on="HPDv2 (as HPSv2, retrained with higher-quality data), fine-tuned from CLIP-H laion2B"),
     "UnifiedReward-qwen-7b": ScorerInfo(
         "imreward.models.unifiedreward:load_unifiedreward", source="hf://CodeGoat24/UnifiedReward-qwen-7b",
-        licence="MIT (model card; base Qwen2.5-VL-7B-Instruct: Apache-2.0)",
+        licence="MIT (model card)",
         size="Qwen2.5-VL-7B-Instruct, 8.3B (generates its answer: slow)",
         trained_on="judges caption alignment and image quality: 'Final Score' 1-5 from a greedy answer, and "
                    "pairwise compare(); data (model card): HPD, LiFT-HRA, OIP, EvalMuse, ShareGPTVideo-DPO, "
                    "VideoFeedback, LLaVA-Critic-113k, VideoDPO"),
     "UnifiedReward-2.0-qwen3vl-8b": ScorerInfo(
         "imreward.models.unifiedreward:load_unifiedreward", source="hf://CodeGoat24/UnifiedReward-2.0-qwen3vl-8b",
-        licence="MIT as UnifiedReward's other cards (not checked for this repo); base Qwen3-VL-8B: Apache-2.0",
+        licence="MIT? (its siblings' cards)",
         size="Qwen3-VL-8B-Instruct, 8.8B (generates its answer: slow)",
         trained_on="judges alignment, coherence and style (1-5 each; the score is their mean; parity with the "
                    "original not checked for Qwen3-VL); data: UnifiedReward-2.0-T2X-score-data"),
     "VQAScore-Qwen2.5-VL-7B": ScorerInfo(
         "imreward.models.vqascore:load_vqascore", source="hf://Qwen/Qwen2.5-VL-7B-Instruct",
-        licence="Apache-2.0 (Qwen2.5-VL-7B-Instruct)", size="Qwen2.5-VL-7B-Instruct, 8.3B (one forward per image)",
+        licence="Apache-2.0", size="Qwen2.5-VL-7B-Instruct, 8.3B (one forward per image)",
         trained_on="judges text-image alignment: P('Yes') to 'Does this figure show \"{prompt}\"? Please "
                    "answer Yes or No.' (t2v_metrics' VQAScore); no preference training; differentiable"),
     "openai-judge": ScorerInfo(

@@ -73,7 +73,10 @@ class FakeJudge:
                 if self.path != "/v1/chat/completions":
                     reply = Reply(404, {"error": f"no route {self.path}"})
                 else:
-                    reply = judge.respond(body, number)
+                    try:
+                        reply = judge.respond(body, number)
+                    except Exception as error:  # a responder's bug shows in the client's error, not as a hang-up
+                        reply = Reply(500, {"error": f"{type(error).__name__}: {error}"})
                 time.sleep(reply.delay_s)
                 data = (reply.raw if reply.raw is not None else json.dumps(reply.body)).encode()
                 try:

@@ -44,13 +44,14 @@ logger = logging.getLogger("imreward.judges")
 def image_data_url(image: ImageInput, image_format: str = "png", max_pixels: int = DEFAULT_MAX_PIXELS,
                    formats: frozenset[str] = LOCAL_FORMATS) -> str:
     """An image input as a ``data:image/...;base64,`` URL: decoded and checked by ``load_image``
-    (format allow-list, pixel budget), converted to RGB, re-encoded as PNG or JPEG (quality 95)."""
+    (format allow-list, pixel budget), converted to RGB, re-encoded as PNG (zlib level 1) or JPEG
+    (quality 95)."""
     rgb = load_image(image, max_pixels, formats).convert("RGB")
     buffer = io.BytesIO()
     if image_format == "jpeg":
         rgb.save(buffer, format="JPEG", quality=95)
     else:
-        rgb.save(buffer, format="PNG")
+        rgb.save(buffer, format="PNG", compress_level=1)  # lossless all the same; 3x faster than level 6 on photos
     return f"data:image/{image_format};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
@@ -203,12 +204,14 @@ class OpenAIJudge(ScoreMethods):
 
 
 def load_openai_judge(name: str = "openai-judge", device: str | torch.device | None = None,
-                      download_root: str | os.PathLike | None = None,
+                      dtype: torch.dtype | str | None = None, download_root: str | os.PathLike | None = None,
                       config: str | os.PathLike | dict | JudgeConfig | None = None, **options: Any) -> OpenAIJudge:
     """An ``OpenAIJudge`` from ``config`` (a JSON file, a dict or a ``JudgeConfig``) with ``options``
     (its fields) on top; ``load_scorer("openai-judge:judge.json")`` passes the path as ``config``.
 
-    ``device`` and ``download_root`` are accepted and unused: the model runs on the endpoint's machine.
+    ``device``, ``dtype`` and ``download_root`` are accepted and unused: the model runs on the
+    endpoint's machine, in the precision its server chose (so commands and RL placements that pass
+    them work unchanged).
     """
     if isinstance(config, (str, os.PathLike)):
         config = JudgeConfig.load(config)

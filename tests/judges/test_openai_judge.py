@@ -184,8 +184,9 @@ def test_pairwise_compare_reads_the_verdict():
 def test_bad_configs_are_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="needs a config with base_url and model"):
         imreward.load_score("openai-judge")
-    with pytest.raises(ScorerOptionError, match="does not take the option.*dtype"):
-        imreward.load_scorer("openai-judge", base_url="http://x/v1", model="m", dtype="float16")
+    with pytest.raises(ScorerOptionError, match="does not take the option.*max_length"):
+        imreward.load_scorer("openai-judge", base_url="http://x/v1", model="m", max_length=35)
+    assert imreward.load_scorer("openai-judge", base_url="http://x/v1", model="m", dtype="bfloat16", device="cuda")
     (tmp_path / "judge.json").write_text(json.dumps({"base_url": "http://x/v1", "model": "m", "rulez": "number"}))
     with pytest.raises(ValueError, match="unknown judge option.*rulez"):
         imreward.load_scorer(f"openai-judge:{tmp_path / 'judge.json'}")
