@@ -29,8 +29,8 @@ class LocalPlacement:
             loaded by its own name.
         names: the reward names to load (the keys of the reward's weights).
         device: where the models score (default: CUDA when available).
-        dtype: the models' dtype (default: bfloat16 on CUDA, float32 elsewhere); "float32" keeps
-            the checkpoint's precision.
+        dtype: the models' dtype as ``imreward.load_scorer`` takes it (``"bfloat16"``, ``"auto"``,
+            ``"int8"`` on the CPU, ...; default: bfloat16 on CUDA, the checkpoint's float32 elsewhere).
         offload: keep the models on the CPU and move them to ``device`` only for each call.
         batch_size: images per forward, the bound on activation memory.
     """
@@ -42,7 +42,8 @@ class LocalPlacement:
                  offload: bool = False, batch_size: int = 32) -> None:
         self.device = resolve_device(device)
         dtype = default_dtype(self.device) if dtype is None else dtype
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if dtype in ("float32", torch.float32):
+            dtype = None  # the checkpoints' own precision, for factories that take no dtype too
         self.offload = offload and self.device.type != "cpu"
         self.batch_size = batch_size
         home = torch.device("cpu") if self.offload else self.device
@@ -50,8 +51,7 @@ class LocalPlacement:
         self.scorers = {}
         for name in names:
             source = models.get(name, name)
-            scorer = (load_scorer(source, device=home, dtype=None if dtype == torch.float32 else dtype)
-                      if isinstance(source, str) else source.to(home))
+            scorer = load_scorer(source, device=home, dtype=dtype) if isinstance(source, str) else source.to(home)
             self.scorers[name] = scorer.eval().requires_grad_(False)
 
     def score(self, names: Sequence[str], images: list[np.ndarray], prompts: list[str]) -> dict[str, np.ndarray]:

@@ -159,3 +159,10 @@ def test_the_weighted_reward_never_keeps_an_autograd_graph(placement):
     started = time.monotonic()
     reward.close()
     assert time.monotonic() - started < 10
+
+
+def test_the_local_placement_loads_in_the_dtype_asked(reward_model_dirs, raw):
+    with load_rl_reward(WEIGHTS, models=reward_model_dirs, device="cpu", dtype="bfloat16") as reward:
+        assert {scorer.compute_dtype for scorer in reward.placement.scorers.values()} == {torch.bfloat16}
+        scores, _ = reward(uint8_batch(), PROMPTS)
+    assert scores["tiny"] == pytest.approx(raw["tiny"], abs=0.05) and not np.array_equal(scores["tiny"], raw["tiny"])
