@@ -11,12 +11,17 @@ Encoded images (paths, bytes) are opened only by the Pillow plugins of the allow
 
 ``FORBIDDEN_FORMATS`` (EPS, PDF, WMF/EMF) can never be allowed: Pillow hands EPS to Ghostscript, an
 external interpreter of a full programming language, and WMF/EMF to the Windows renderer.
+
+Decoding work is bounded as well as pixels: a progressive JPEG is decoded once per scan, so 52 KB
+of a few thousand scans takes seconds of CPU; a JPEG with more than ``MAX_JPEG_SCANS`` scans (a
+camera's or encoder's progressive JPEG has about 10) is refused from its markers, before decoding.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -44,6 +49,8 @@ WEB_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP"})
 LOCAL_FORMATS = WEB_FORMATS | {"GIF", "BMP", "TIFF"}
 FORBIDDEN_FORMATS = frozenset({"EPS", "PDF", "WMF", "EMF"})
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "PS": "EPS"}
+MAX_JPEG_SCANS = 100
+_MARKER_AFTER_ENTROPY_DATA = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")  # not a stuffed 0xFF00 nor a restart
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,43 @@ def _open(stream: BinaryIO, name: str, formats: frozenset[str], max_pixels: int)
         raise ImageLoadError(f"{name}: image format {image.format} is not accepted "
                              f"(accepted: {', '.join(sorted(formats))})")
     _check_pixels(image, name, max_pixels)
+    if image.format in ("JPEG", "MPO"):
+        _check_jpeg_scans(stream, name)
     return image
+
+
+def jpeg_scan_count(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """Start-of-scan markers of the first image of a JPEG stream, walking its marker segments and
+    skipping each scan's entropy-coded data (counting stops past ``stop_after``)."""
+    position, scans = 2, 0  # after SOI
+    while position + 4 <= len(data) and scans <= stop_after:
+        if data[position] != 0xFF:
+            return scans  # not a marker where one must be: a corrupt stream, left to the decoder
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+        elif marker == 0xD9:  # end of image
+            break
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if marker == 0xDA:
+                scans += 1
+                following = _MARKER_AFTER_ENTROPY_DATA.search(data, position)
+                if following is None:
+                    break
+                position = following.end() - 2
+    return scans
+
+
+def _check_jpeg_scans(stream: BinaryIO, name: str) -> None:
+    stream.seek(0)
+    scans = jpeg_scan_count(stream.read())
+    stream.seek(0)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageLoadError(f"{name}: a JPEG of more than {MAX_JPEG_SCANS} scans is refused (each scan is "
+                             "decoded anew: a possible decompression bomb)")
 
 
 def _encoded_stream(source: str | os.PathLike | bytes | bytearray | memoryview, name: str) -> BinaryIO:

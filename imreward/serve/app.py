@@ -6,8 +6,8 @@ import asyncio
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import torch
 from fastapi import Depends, FastAPI, Request
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from imreward.normalize import prompt_zscore
 from imreward.scoring import RewardScorer
 from imreward.serve.batcher import DynamicBatcher
+from imreward.serve.fair_pool import FairPool
 from imreward.serve.limits import BodySizeLimit, check_bearer_token
 from imreward.serve.metrics import ServerMetrics
 from imreward.serve.payload import (RawImage, RequestError, ScoreRequest, image_input, read_score_request,
@@ -47,26 +48,45 @@ def prompt_normalized(scores: list[float | None], prompts: list[str]) -> list[fl
     return normalized
 
 
+def tensor_bytes(item: object) -> int:
+    """Bytes of the tensors in one ``preprocess`` output (a tensor, or a dict or tuple of them)."""
+    if isinstance(item, torch.Tensor):
+        return item.numel() * item.element_size()
+    values = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) else ()
+    return sum(tensor_bytes(value) for value in values)
+
+
+@dataclass(eq=False)  # hashed by identity: the request's key in the decode pool
+class Admission:
+    """What one admitted request holds: its image count, and the bytes of its images decoded so far."""
+
+    images: int
+    bytes: int = 0
+
+
 class ScoringService:
-    """Decodes request images in a thread pool and scores them through each model's batcher."""
+    """Decodes request images in a thread pool shared fairly between requests (``FairPool``) and
+    scores them through each model's batcher; bounds the images and decoded bytes held at once."""
 
     def __init__(self, models: dict[str, RewardScorer], settings: ServeSettings, metrics: ServerMetrics) -> None:
         self.models, self.settings, self.metrics = models, settings, metrics
         self.default_model = next(iter(models))
         self.batchers = {name: DynamicBatcher(model, name, settings.max_batch_size, settings.max_wait_ms, metrics)
                          for name, model in models.items()}
-        self.decode_pool: ThreadPoolExecutor | None = None
+        self.decode_pool: FairPool | None = None
         self.images_in_flight = 0
+        self.bytes_held = 0  # of the decoded images of the requests in flight
+        self.image_bytes = dict.fromkeys(models, 0)  # per model: the largest decoded image seen so far
 
     def start(self) -> None:
-        self.decode_pool = ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="decode")
+        self.decode_pool = FairPool(self.settings.decode_workers, name="decode")
         for batcher in self.batchers.values():
             batcher.start()
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        self.decode_pool.shutdown(wait=True)
+        self.decode_pool.shutdown()
 
     def model_name(self, requested: str | None) -> str:
         name = requested or self.default_model
@@ -79,28 +99,49 @@ class ScoringService:
 
         Raises:
             RequestError: unknown model (404), no image could be scored (422, naming each item), or
-                ``max_queued_images`` would be exceeded (503 with ``Retry-After``).
+                ``max_queued_images`` or ``max_queued_bytes`` would be exceeded (503 with ``Retry-After``).
         """
         name = self.model_name(request.model)
-        self._admit(len(request.images))
+        admission = self._admit(name, len(request.images))
         try:
-            return await self._score_admitted(name, request)
+            return await self._score_admitted(name, request, admission)
         finally:
-            self.images_in_flight -= len(request.images)
+            self.images_in_flight -= admission.images
+            self.bytes_held -= admission.bytes
 
-    def _admit(self, count: int) -> None:
-        """Count ``count`` images in flight, or refuse them when the server is full; a request alone
-        in the server is always admitted, so one larger than the limit cannot be refused forever."""
-        limit = self.settings.max_queued_images
-        if limit is not None and self.images_in_flight and self.images_in_flight + count > limit:
-            raise RequestError(503, f"server busy: {self.images_in_flight} images in flight, the limit is {limit}; "
-                                    "retry later", "overloaded", {"Retry-After": str(self.settings.retry_after_s)})
+    def _admit(self, name: str, count: int) -> Admission:
+        """Count ``count`` images in flight, or refuse them when the server is full: more than
+        ``max_queued_images`` images, or decoded images (estimated from the largest of the model so
+        far) over ``max_queued_bytes``. A request alone in the server is always admitted, so one
+        larger than a limit cannot be refused forever."""
+        settings = self.settings
+        if self.images_in_flight:
+            limit, byte_limit = settings.max_queued_images, settings.max_queued_bytes
+            expected_bytes = self.bytes_held + count * self.image_bytes[name]
+            if limit is not None and self.images_in_flight + count > limit:
+                reason = f"{self.images_in_flight} images in flight, the limit is {limit}"
+            elif byte_limit is not None and expected_bytes > byte_limit:
+                reason = f"{self.bytes_held / 2**20:.0f} MiB of decoded images held, the limit is {byte_limit / 2**20:.0f}"
+            else:
+                reason = None
+            if reason:
+                raise RequestError(503, f"server busy: {reason}; retry later", "overloaded",
+                                   {"Retry-After": str(settings.retry_after_s)})
         self.images_in_flight += count
+        return Admission(count)
 
-    async def _score_admitted(self, name: str, request: ScoreRequest) -> tuple[list[float | None], list[dict]]:
-        model, loop = self.models[name], asyncio.get_running_loop()
-        prepared = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, _prepare_image, model, field)
-                                          for field in request.images))
+    async def _prepare(self, name: str, field: str | bytes, admission: Admission) -> torch.Tensor | str:
+        item = await asyncio.wrap_future(self.decode_pool.submit(admission, _prepare_image, self.models[name], field))
+        size = 0 if isinstance(item, str) else tensor_bytes(item)
+        self.image_bytes[name] = max(self.image_bytes[name], size)
+        admission.bytes += size
+        self.bytes_held += size
+        return item
+
+    async def _score_admitted(self, name: str, request: ScoreRequest,
+                              admission: Admission) -> tuple[list[float | None], list[dict]]:
+        model = self.models[name]
+        prepared = await asyncio.gather(*(self._prepare(name, field, admission) for field in request.images))
         errors = [{"index": i, "message": f"images[{i}]: {item}"} for i, item in enumerate(prepared)
                   if isinstance(item, str)]
         valid = [i for i, item in enumerate(prepared) if not isinstance(item, str)]
@@ -110,8 +151,8 @@ class ScoringService:
         if not valid:
             raise RequestError(422, "no image could be scored: " + "; ".join(e["message"] for e in errors),
                                "bad_image")
-        text = await loop.run_in_executor(self.decode_pool, model.encode_prompts,
-                                          [request.prompts[i] for i in valid])
+        text = await asyncio.wrap_future(self.decode_pool.submit(admission, model.encode_prompts,
+                                                                 [request.prompts[i] for i in valid]))
         values = await self.batchers[name].score([prepared[i] for i in valid], text)
         scores: list[float | None] = [None] * len(prepared)
         for index, value in zip(valid, values):

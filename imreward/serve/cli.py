@@ -35,8 +35,12 @@ def register(subparsers) -> None:
     serve.add_argument("--decode-workers", type=int, default=defaults.decode_workers)
     serve.add_argument("--threads", type=int, default=None,
                        help="torch threads of the model forward (default: torch's default, one per core)")
-    serve.add_argument("--max-queued-images", type=int, default=None,
-                       help="images in flight over all requests; more get 503 with Retry-After (default: no limit)")
+    serve.add_argument("--max-queued-images", type=int, default=defaults.max_queued_images,
+                       help="images in flight over all requests; more get 503 with Retry-After (default: "
+                            "%(default)s; 0: no limit)")
+    serve.add_argument("--max-queued-mb", type=float, default=defaults.max_queued_bytes / 2**20,
+                       help="decoded images held over all requests, in MiB; more get 503 with Retry-After "
+                            "(default: %(default)s; 0: no limit)")
     add_connection_arguments(serve)
     serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
@@ -69,7 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                                  max_body_bytes=int(args.max_body_mb * 2**20), max_images_per_request=args.max_images,
                                  max_pixels=args.max_pixels, decode_workers=args.decode_workers, token=args.token,
-                                 max_queued_images=args.max_queued_images, image_formats=formats,
+                                 max_queued_images=args.max_queued_images or None,
+                                 max_queued_bytes=int(args.max_queued_mb * 2**20) or None, image_formats=formats,
                                  connections=connection_limits_from_args(args))
     except ValueError as error:
         raise SystemExit(f"imreward serve: error: {error}") from None

@@ -25,7 +25,11 @@ class ServeSettings:
         token: if set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``; it must
             not be empty or contain white space (an empty one would accept a bare ``Bearer``).
         max_queued_images: images accepted and not yet answered, over all requests; a request that
-            would exceed it gets 503 with ``Retry-After`` (None: no limit).
+            would exceed it gets 503 with ``Retry-After`` (None: no limit). A request alone in the
+            server is always admitted.
+        max_queued_bytes: the same for the decoded, preprocessed images held (estimated for a new
+            request from the largest image of its model so far); 1 GiB holds about 1,700 images
+            at 224 px.
         retry_after_s: the ``Retry-After`` seconds of that 503.
         connections: header and body deadlines, keep-alive, connection and header-size limits
             (``imreward.serve.connection_limits.ConnectionLimits``, shared with the annotation server).
@@ -40,7 +44,8 @@ class ServeSettings:
     max_pixels: int = 4096 * 4096
     decode_workers: int = min(8, os.cpu_count() or 1)
     token: str | None = None
-    max_queued_images: int | None = None
+    max_queued_images: int | None = 512
+    max_queued_bytes: int | None = 2**30
     retry_after_s: int = 1
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     image_formats: frozenset[str] = WEB_FORMATS
@@ -49,8 +54,9 @@ class ServeSettings:
         for name in ("max_batch_size", "max_body_bytes", "max_images_per_request", "max_pixels", "decode_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.max_queued_images is not None and self.max_queued_images < 1:
-            raise ValueError("max_queued_images must be at least 1 (or None for no limit)")
+        for name in ("max_queued_images", "max_queued_bytes"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (or None for no limit)")
         if self.token is not None and (not self.token or any(character.isspace() for character in self.token)):
             raise ValueError("the token must not be empty or contain spaces (check --token or $IMREWARD_SERVE_TOKEN)")
         if self.retry_after_s < 0:

@@ -49,7 +49,7 @@ def test_defaults_leave_threads_and_limits_alone(captured_run, model_dirs):
     assert cli_main(["serve", "--model", str(model_dirs["tiny"]), "--device", "cpu"]) == 0
     assert captured_run["threads"] == threads
     assert captured_run["options"]["limit_concurrency"] is None
-    assert captured_run["app"].state.service.settings.max_queued_images is None
+    assert captured_run["app"].state.service.settings.max_queued_images == 512
 
 
 def test_bad_thread_count_and_duplicate_names_are_refused(captured_run, model_dirs):
