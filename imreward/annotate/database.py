@@ -7,7 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Setting
@@ -15,6 +16,7 @@ from .models import Setting
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "imreward_sqlite_begin"
+MIGRATION_LOCK_KEY = 0x696D726577617264  # "imreward" in ASCII: the advisory lock held while migrating
 
 
 def default_db_url(path: str | Path = "imreward-annotate.db") -> str:
@@ -57,19 +59,28 @@ def make_session_factory(engine: Engine, read_only: bool = False) -> sessionmake
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+    """Bring the schema up to the newest Alembic revision, one process at a time: on PostgreSQL
+    under a transaction-scoped advisory lock (processes starting together on a fresh database
+    would otherwise create the same tables at once), on SQLite under its write lock (BEGIN
+    IMMEDIATE). A process that waited finds the schema up to date and changes nothing."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
 def session_secret(session: Session) -> str:
-    """Return the instance's session-signing secret, creating it on first use."""
+    """Return the instance's session-signing secret, creating it on first use (when processes
+    start together, the first one's)."""
     setting = session.get(Setting, "session_secret")
     if setting is None:
-        setting = Setting(key="session_secret", value=secrets.token_urlsafe(48))
-        session.add(setting)
-        session.commit()
+        session.add(Setting(key="session_secret", value=secrets.token_urlsafe(48)))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it since the read above
+            session.rollback()
+        setting = session.get(Setting, "session_secret", populate_existing=True)
     return setting.value
