@@ -49,13 +49,10 @@ def add_user(db: str | None, username: str, password: str, role: str) -> None:
 
 def set_password(db: str | None, username: str, password: str) -> None:
     """Change an account's password; every session of the account ends."""
-    from sqlalchemy import select
-
     from . import accounts
-    from .models import User
 
     with open_database(db)() as session:
-        user = session.scalar(select(User).where(User.username == username))
+        user = accounts.find_user(session, username)
         if user is None:
             raise ValueError(f"no account named {username!r}")
         accounts.set_password(session, user, password)

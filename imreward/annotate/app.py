@@ -21,6 +21,7 @@ from .importer import ImportLimits
 from .labels import InvalidLabel
 from .login_sessions import SessionPolicy
 from .login_throttle import LoginPolicy, LoginThrottle
+from .password_checks import PasswordChecks
 from .security import SecurityHeadersMiddleware, verify_csrf
 
 PACKAGE_DIR = Path(__file__).parent
@@ -61,6 +62,7 @@ def create_app(config: AppConfig) -> FastAPI:
     app.state.read_sessions = make_session_factory(engine, read_only=True)
     app.state.media_root = Path(config.media_root).resolve()
     app.state.login_throttle = LoginThrottle(sessions, config.login)
+    app.state.password_checks = PasswordChecks(config.login.hashing_threads, config.login.hashing_queue)
     app.state.session_policy = config.sessions
     app.state.import_limits = config.import_limits
     environment = jinja2.Environment(

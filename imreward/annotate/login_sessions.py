@@ -107,12 +107,11 @@ def revoke_all(session: Session, user_id: int) -> None:
     session.commit()
 
 
-def has_logged_in_from(session: Session, username: str, address: str) -> bool:
-    """Whether `username` ever logged in from `address` (a known address skips the account back-off)."""
+def has_logged_in_from(session: Session, user_id: int, address: str) -> bool:
+    """Whether the user ever logged in from `address` (a known address skips the account back-off)."""
     query = (
         select(UserSession.id)
-        .join(User, User.id == UserSession.user_id)
-        .where(User.username == username, UserSession.address == address[:ADDRESS_LENGTH])
+        .where(UserSession.user_id == user_id, UserSession.address == address[:ADDRESS_LENGTH])
         .limit(1)
     )
     return session.scalar(query) is not None

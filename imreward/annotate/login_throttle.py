@@ -1,6 +1,10 @@
 """Failed-login limits kept in the database, so every worker process shares them.
 
-Two limits apply to a login attempt:
+Three limits apply to a login attempt:
+- per address, over all accounts: at most `max_address_failures` attempts within `window_s` from
+  a client the account does not know (see below), so one address cannot try many names (password
+  spraying); a successful login gives its attempt back. Behind a reverse proxy the address is the
+  forwarded one only when the proxy is configured (`--forwarded-allow-ips`);
 - per (account, address): at most `max_failures` attempts within `window_s`. The attempt is
   counted *before* the password is checked, in one conditional UPDATE, so parallel
   requests cannot all slip past the check (the count and the check are one atomic step);
@@ -28,11 +32,14 @@ from .models import ThrottleCounter, utcnow
 @dataclass(frozen=True)
 class LoginPolicy:
     max_failures: int = 5  # attempts per (account, address) within window_s
+    max_address_failures: int = 20  # attempts per address, all accounts, within window_s (unknown clients)
     window_s: float = 300.0
     backoff_after: int = 10  # failures of one account (all addresses) within account_window_s before back-off
     account_window_s: float = 3600.0
     backoff_s: float = 30.0  # first back-off; doubles with each further failure
     backoff_max_s: float = 3600.0
+    hashing_threads: int = 2  # Argon2 hashes at once (64 MiB each), in threads of their own
+    hashing_queue: int = 8  # logins waiting for a hashing thread; more get 503
 
 
 def _key(*parts: str) -> str:
@@ -51,9 +58,13 @@ class LoginThrottle:
         self.policy = policy
 
     def admit(self, username: str, address: str, known_client: bool) -> bool:
-        """Count one attempt; False when it must be refused without checking the password."""
-        if not known_client and self._backing_off(_key("account", username)):
-            return False
+        """Count one attempt; False when it must be refused without checking the password.
+        `username` is the account's key (`accounts.username_key`), so look-alikes share counts."""
+        if not known_client:
+            if self._backing_off(_key("account", username)):
+                return False
+            if not self._take(_key("address", address), self.policy.max_address_failures, self.policy.window_s):
+                return False
         return self._take(_key("pair", username, address), self.policy.max_failures, self.policy.window_s)
 
     def failed(self, username: str) -> None:
@@ -83,6 +94,11 @@ class LoginThrottle:
         )
         with self.sessions() as session:
             session.execute(delete(ThrottleCounter).where(or_(ThrottleCounter.key.in_(keys), finished)))
+            address_count = ThrottleCounter.key == _key("address", address)
+            session.execute(  # a successful login does not use up its address's attempts
+                update(ThrottleCounter).where(address_count).values(attempts=ThrottleCounter.attempts - 1)
+            )
+            session.execute(delete(ThrottleCounter).where(address_count, ThrottleCounter.attempts <= 0))
             session.commit()
 
     def _backing_off(self, key: str) -> bool:

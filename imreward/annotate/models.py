@@ -53,7 +53,10 @@ class Setting(Base):
 class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)  # normalised (accounts.normalize_username)
+    # accounts.username_key: unique, so look-alike names are one account; None only for an old
+    # account whose key an earlier look-alike took (migration 0003)
+    username_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -150,11 +150,11 @@ def add_user(
     session: Session = Depends(db_session),
 ):
     try:
-        create_user(session, username.strip(), password, role)
+        user = create_user(session, username.strip(), password, role)
     except ValueError as error:
         flash(request, f"Could not create the account: {error}")
     else:
-        admin_actions.record(session, admin, "create_user", f"{role} {username.strip()!r}")
+        admin_actions.record(session, admin, "create_user", f"{role} {user.username!r}")
         session.commit()
-        flash(request, f"Created {role} {username.strip()}.")
+        flash(request, f"Created {role} {user.username}.")
     return redirect("/admin")

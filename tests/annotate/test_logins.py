@@ -1,6 +1,7 @@
 """Login throttling and server-side sessions (issue 12, items 4 to 6)."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -156,7 +157,7 @@ def test_spent_login_counts_are_pruned(sqlite_platform):
     for name in ("nobody-1", "nobody-2", "carol"):
         assert try_login(client, name, "wrong password") == 401
     with sqlite_platform.sessions() as session:
-        assert session.query(ThrottleCounter).count() == 6  # (name, address) and name, for each
+        assert session.query(ThrottleCounter).count() == 7  # (name, address) and name, for each; the address
         session.execute(update(ThrottleCounter).values(window_start=utcnow() - timedelta(minutes=61)))
         session.commit()
     assert try_login(client, "bob", PASSWORD) == 303
@@ -177,3 +178,82 @@ def test_the_account_back_off_doubles_with_each_failure(sqlite_platform):
     assert delays == [None, None, 10, 20, 35, 35]
     assert not throttle.admit("dave", "10.9.9.9", known_client=False)
     assert throttle.admit("dave", "10.9.9.9", known_client=True)
+
+
+def test_one_address_cannot_try_many_account_names(sqlite_platform):
+    """Password spraying: an address gets `max_address_failures` attempts over all names."""
+    app, policy = sqlite_platform.app, LoginPolicy()
+    sprayer = from_address(app, "10.4.4.4")
+    assert try_login(sprayer, "bob", PASSWORD) == 303  # bob's browser; a success uses up nothing
+    bob_browser = sprayer
+    sprayer = from_address(app, "10.4.4.4")
+    statuses = [try_login(sprayer, f"name-{n}", "wrong password") for n in range(policy.max_address_failures + 3)]
+    assert statuses == [401] * policy.max_address_failures + [429] * 3
+    assert try_login(sprayer, "alice", PASSWORD) == 429  # an unknown client at that address waits
+    assert try_login(bob_browser, "bob", PASSWORD) == 303  # a client the account knows does not
+    assert try_login(from_address(app, "10.4.4.5"), "alice", PASSWORD) == 303  # other addresses unaffected
+
+
+def test_password_hashing_is_bounded_and_leaves_pages_served(sqlite_url, tmp_path, monkeypatch):
+    from imreward.annotate import accounts
+
+    from annotate.annotate_helpers import build_platform
+
+    platform = build_platform(sqlite_url, tmp_path, None, login=LoginPolicy(hashing_threads=1, hashing_queue=1))
+    gate, hasher = threading.Event(), accounts.password_hasher
+
+    class HeldHasher:
+        def hash(self, password):
+            gate.wait(30)
+            return hasher.hash(password)
+
+        def __getattr__(self, name):
+            return getattr(hasher, name)
+
+    monkeypatch.setattr(accounts, "password_hasher", HeldHasher())
+    checks = platform.app.state.password_checks
+    with TestClient(platform.app, client=("10.6.6.6", 40000)) as client:
+        tokens = [page_csrf(client) for _ in range(2)]
+        statuses = []
+
+        def attempt(index: int) -> None:
+            form = {"username": f"unknown-{index}", "password": "wrong password", "csrf_token": tokens[index]}
+            statuses.append(client.post("/login", data=form, follow_redirects=False).status_code)
+
+        waiting = [threading.Thread(target=attempt, args=(index,)) for index in range(2)]
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while checks.pending < 2:  # one hashing, one queued
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        busy = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": tokens[0]},
+                           follow_redirects=False)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert client.get("/login").status_code == 200  # pages are served meanwhile
+        gate.set()
+        for thread in waiting:
+            thread.join(30)
+    assert statuses == [401, 401]
+
+
+def test_look_alike_usernames_name_one_account(sqlite_platform):
+    from imreward.annotate.accounts import create_user
+
+    for look_alike in ["carol\u200b", "car\u00adol", "\uff43\uff41\uff52\uff4f\uff4c", "Carol"]:
+        with sqlite_platform.sessions() as session, pytest.raises(ValueError, match="user 'carol' already exists"):
+            create_user(session, look_alike, PASSWORD, "annotator")
+        assert try_login(from_address(sqlite_platform.app, "10.5.5.5"), look_alike, PASSWORD) == 303, look_alike
+
+
+def test_new_names_are_normalised_and_mixed_script_look_alikes_refused(sqlite_platform):
+    from imreward.annotate.accounts import create_user
+
+    with sqlite_platform.sessions() as session:
+        assert create_user(session, "jose\u0301", PASSWORD, "annotator").username == "jos\u00e9"  # composed
+        with pytest.raises(ValueError, match="already exists"):
+            create_user(session, "Jos\u00e9", PASSWORD, "annotator")
+        with pytest.raises(ValueError, match="mixes scripts"):
+            create_user(session, "d\u0430ve", PASSWORD, "annotator")  # a Cyrillic a
+        with pytest.raises(ValueError, match="surrounding spaces"):
+            create_user(session, "\u200b dave", PASSWORD, "annotator")

@@ -37,3 +37,29 @@ def test_processes_starting_together_migrate_once(db_url):
     engine = create_engine(db_url)
     assert {"users", "user_sessions", "alembic_version"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_existing_look_alike_accounts_keep_logging_in(sqlite_url):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from imreward.annotate.accounts import authenticate, password_hasher
+    from imreward.annotate.database import MIGRATIONS_DIR, make_engine, make_session_factory, migrate
+
+    engine = make_engine(sqlite_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:  # a database from before usernames were normalised
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        for name, password in (("carol", "first password"), ("Carol", "second password")):
+            connection.execute(text("INSERT INTO users (username, password_hash, role, created_at) "
+                                    "VALUES (:name, :hash, 'annotator', CURRENT_TIMESTAMP)"),
+                               {"name": name, "hash": password_hasher.hash(password)})
+    migrate(engine)
+    with make_session_factory(engine)() as session:
+        assert authenticate(session, "carol", "first password").username == "carol"
+        assert authenticate(session, "Carol", "second password").username == "Carol"  # by its exact name
+        assert authenticate(session, "CAROL", "first password").username == "carol"
+    engine.dispose()
