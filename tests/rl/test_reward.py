@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+import imreward
 from imreward.rl import LocalPlacement, RLReward, load_rl_reward
+from imreward.rl.local import weight_bytes
 from imreward.rl.normalization import RunningStats
 from rl.rl_helpers import PROMPTS, WEIGHTS, expected_raw, input_forms, uint8_batch
 
@@ -166,3 +168,13 @@ def test_the_local_placement_loads_in_the_dtype_asked(reward_model_dirs, raw):
         assert {scorer.compute_dtype for scorer in reward.placement.scorers.values()} == {torch.bfloat16}
         scores, _ = reward(uint8_batch(), PROMPTS)
     assert scores["tiny"] == pytest.approx(raw["tiny"], abs=0.05) and not np.array_equal(scores["tiny"], raw["tiny"])
+
+
+def test_a_memory_budget_keeps_the_models_resident_offloads_them_or_refuses(reward_model_dirs):
+    tiny = weight_bytes(imreward.load(reward_model_dirs["tiny"], device="cpu")) / 2**30  # both models are this size
+    for budget, offload in ((2.5 * tiny, False), (1.5 * tiny, True)):
+        placement = LocalPlacement(list(WEIGHTS), reward_model_dirs, device="cpu", memory_budget_gb=budget)
+        assert placement.offload is offload
+        assert placement.score(["tiny"], list(uint8_batch(2)), ["a", "b"])["tiny"].shape == (2,)
+    with pytest.raises(ValueError, match=r"reward 'tiny' holds .* GiB of weights, more than the memory budget"):
+        LocalPlacement(list(WEIGHTS), reward_model_dirs, device="cpu", memory_budget_gb=0.5 * tiny)
