@@ -59,16 +59,22 @@ class LocalPlacement:
         self.scorers = {}
         for name in names:
             source = models.get(name, name)
-            scorer = load_scorer(source, device=home, dtype=dtype) if isinstance(source, str) else source.to(home)
-            self.scorers[name] = scorer.eval().requires_grad_(False)
+            scorer = load_scorer(source, device=home, dtype=dtype) if isinstance(source, str) else source
+            if isinstance(scorer, torch.nn.Module):  # not a judge behind an HTTP endpoint
+                scorer = scorer.to(home).eval().requires_grad_(False)
+            self.scorers[name] = scorer
         self.offload = offload or (memory_budget_gb is not None and self._over_budget(memory_budget_gb))
         if not self.offload:
             for scorer in self.scorers.values():
-                scorer.to(self.device)
+                if isinstance(scorer, torch.nn.Module):
+                    scorer.to(self.device)
 
     def _over_budget(self, budget_gb: float) -> bool:
         """True when the models' weights exceed ``budget_gb`` together; ValueError when one does alone."""
-        sizes = {name: weight_bytes(scorer) / 2**30 for name, scorer in self.scorers.items()}
+        sizes = {name: weight_bytes(scorer) / 2**30 for name, scorer in self.scorers.items()
+                 if isinstance(scorer, torch.nn.Module)}
+        if not sizes:
+            return False
         largest = max(sizes, key=sizes.get)
         if sizes[largest] > budget_gb:
             raise ValueError(f"reward {largest!r} holds {sizes[largest]:.2f} GiB of weights, more than the memory "
@@ -88,7 +94,7 @@ class LocalPlacement:
     @contextlib.contextmanager
     def _on_device(self, scorer):
         """The scorer on the device for the ``with`` block (moved there and back when offloading)."""
-        if not self.offload:
+        if not self.offload or not isinstance(scorer, torch.nn.Module):
             yield scorer
             return
         scorer.to(self.device)

@@ -227,3 +227,16 @@ def test_usable_by_name_in_score_score_dataset_and_serve(tmp_path, capsys, monke
             response = client.post("/v1/score", json={"prompts": ["fox", "owl", "bad"], "images": data})
         assert response.status_code == 200, response.text
         assert response.json()["scores"][:2] == pytest.approx([0.8, 0.25]) and response.json()["scores"][2] is None
+
+
+def test_an_rl_reward_uses_the_judge_by_name(tmp_path):
+    from imreward.rl.reward import load_rl_reward
+
+    respond = by_prompt({"fox": chat_reply("Yes", {"Yes": 0.8, "No": 0.2}),
+                         "owl": chat_reply("No", {"Yes": 0.1, "No": 0.9})})
+    with FakeJudge(respond) as server:
+        config = tmp_path / "judge.json"
+        config.write_text(json.dumps({"base_url": server.url, "model": "judge-model"} | FAST))
+        pixels = [np.asarray(image(i, (32, 32))) for i in range(2)]  # uint8 [H, W, 3], as trainers pass them
+        with load_rl_reward({"judge": 1.0}, models={"judge": f"openai-judge:{config}"}, device="cpu") as reward:
+            assert reward.score(["fox", "owl"], pixels) == pytest.approx([0.8, 0.1])
