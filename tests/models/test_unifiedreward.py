@@ -87,3 +87,41 @@ def test_alignment_coherence_style_answers(model, monkeypatch):
     monkeypatch.setattr(model.chat, "answer", lambda *args: "Alignment Score (1-5): 2.5")
     with pytest.raises(JudgeAnswerError, match="no coherence, style score"):
         model.judge("a fox", IMAGES / "rgb_53x97.webp")
+
+
+def test_a_qwen3_vl_checkpoint_loads_and_answers_through_the_same_path(tmp_path):
+    """UnifiedReward-2.0-qwen3vl: transformers' Qwen3-VL class, 16-pixel patches (no original compared)."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    from imreward.testing import seeded_state_dict
+
+    for name in (GOLDEN / "unifiedreward" / "base").iterdir():
+        shutil.copy(name, tmp_path / name.name)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    token = tokenizer.convert_tokens_to_ids
+    config = Qwen3VLConfig(
+        text_config={"vocab_size": 640, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "tie_word_embeddings": False,
+                     "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3], "mrope_interleaved": True}},
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+                       "patch_size": 16, "num_position_embeddings": 64, "deepstack_visual_indexes": [0]},
+        image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
+        vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"),
+        tie_word_embeddings=False)
+    config.save_pretrained(tmp_path)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Qwen3VLForConditionalGeneration._from_config(config).state_dict().items()}
+    save_file(seeded_state_dict(shapes, salt=5), str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    processor = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    processor.update(patch_size=16, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(processor))
+    model = imreward.load_score("UnifiedReward-2.0-qwen3vl-8b", device="cpu", checkpoint=tmp_path, max_new_tokens=6)
+    assert type(model.chat.model).__name__ == "Qwen3VLForConditionalGeneration" and model.score_key == "mean"
+    patches, grid = model.chat.image_patches(imreward.load_image(IMAGES / "rgb_222x333.tiff"))
+    assert patches.shape[1] == 3 * 2 * 16 * 16 and (grid[1:] % 2 == 0).all()
+    with pytest.raises(JudgeAnswerError, match="no alignment, coherence, style score"):
+        model.judge("a fox", IMAGES / "rgb_53x97.webp")  # six random tokens: no sub-scores, raw answer in the error
