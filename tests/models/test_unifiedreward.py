@@ -125,3 +125,13 @@ def test_a_qwen3_vl_checkpoint_loads_and_answers_through_the_same_path(tmp_path)
     assert patches.shape[1] == 3 * 2 * 16 * 16 and (grid[1:] % 2 == 0).all()
     with pytest.raises(JudgeAnswerError, match="no alignment, coherence, style score"):
         model.judge("a fox", IMAGES / "rgb_53x97.webp")  # six random tokens: no sub-scores, raw answer in the error
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_answers_equal_the_original(tmp_path, golden):
+    model = imreward.load_score("UnifiedReward-qwen-7b", device="cuda", dtype=torch.float32,
+                                checkpoint=write_model_folder("unifiedreward", tmp_path / "model"),
+                                max_new_tokens=golden["max_new_tokens"])
+    for prompt, name in POINTWISE[:3]:
+        assert model.judge(prompt, IMAGES / name).text == golden["pointwise"][prompt][name]["text"], name

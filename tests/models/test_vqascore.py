@@ -53,3 +53,17 @@ def test_an_answer_of_several_tokens_is_refused(tmp_path):
     folder = write_model_folder("vqascore", tmp_path / "model")
     with pytest.raises(ValueError, match=r"is \d+ tokens"):
         imreward.load_score("VQAScore-Qwen2.5-VL-7B", device="cpu", checkpoint=folder, answer="Absolutely yes")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype, log_tolerance", [(torch.float32, 1e-3), (torch.bfloat16, 0.5)])
+def test_cuda_p_yes_and_gradients(tmp_path, golden, dtype, log_tolerance):
+    model = imreward.load_score("VQAScore-Qwen2.5-VL-7B", device="cuda", dtype=dtype,
+                                checkpoint=write_model_folder("vqascore", tmp_path / "model"))
+    prompt, per_image = next(iter(golden["scores"].items()))
+    scores = model.score_batch(prompt, [IMAGES / name for name in per_image])
+    assert max(abs(math.log(s) - math.log(e)) for s, e in zip(scores, per_image.values())) < log_tolerance
+    pixels = torch.rand(2, 3, 60, 90, device="cuda", requires_grad=True)
+    model.score_tensor(pixels, prompt).sum().backward()
+    assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
