@@ -103,7 +103,7 @@ def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Seque
                   human_ranks: Mapping[str, float] | None = None,
                   human_labels: Mapping[str, Mapping[str, float]] | None = None, batch_size: int = 32,
                   n_resamples: int = 1000, fid_resamples: int = 100, seed: int = 0,
-                  progress: bool = False) -> dict[str, Any]:
+                  progress: bool = False, dtype: str | None = None) -> dict[str, Any]:
     """Judge every generator folder under ``root`` by each scorer and by FID (JSON-able result).
 
     Args:
@@ -111,6 +111,7 @@ def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Seque
         fid: an ``imreward.eval.fid.ReferenceFid``, or None for no FID.
         human_ranks: {generator: rank}, 1 = best.
         human_labels: per-image human ranks (``imreward.eval.distinguishability.read_human_labels``).
+        dtype: the dtype ``get_scorer`` loads weights in (part of the score cache's key).
     """
     from scipy import stats
 
@@ -127,7 +128,7 @@ def run_benchmark(prompts: dict[str, str], root: str | Path, scorer_names: Seque
     result: dict[str, Any] = {"root": str(root), "prompts": len(prompts), "metrics": [*scorer_names],
                               "higher_is_better": {name: True for name in scorer_names}, "win_rate": {},
                               "distinguishability": {}, "prompt_texts": dict(prompts), "image_scores": {}}
-    with ScoreCache(cache_path) as cache:
+    with ScoreCache(cache_path, dtype) as cache:
         for name in scorer_names:
             load = functools.cache(functools.partial(get_scorer, name))
             values[name], per_prompt, per_image = _reward_metric(name, load, images, prompts, cache, batch_size,

@@ -31,7 +31,8 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
                         data: dict[str, str] | None = None, batch_size: int = 32, n_resamples: int = 1000,
                         confidence: float = 0.95, seed: int = 0, progress: bool = False,
                         tie_threshold: float | str | None = None,
-                        details: dict[str, tuple[list, dict]] | None = None) -> dict[str, Any]:
+                        details: dict[str, tuple[list, dict]] | None = None,
+                        dtype: str | None = None) -> dict[str, Any]:
     """Accuracy of every scorer on every benchmark (a JSON-able dict).
 
     Args:
@@ -41,12 +42,13 @@ def run_benchmark_table(benchmarks: Sequence[Benchmark], scorer_specs: Sequence[
             a number in [0, 1], or "auto" (tuned on the benchmark's validation_unique split).
         details: filled, when given, with each benchmark's (scored prompts, {spec: scores per
             prompt}) for ``write_table``'s HTML page.
+        dtype: the dtype ``get_scorer`` loads weights in (part of the score cache's key).
     """
     result: dict[str, Any] = {"tie_rule": tie_rule, "tie_threshold": tie_threshold, "confidence": confidence,
                               "n_resamples": n_resamples, "seed": seed, "scorers": list(scorer_specs),
                               "benchmarks": {}}
     get_scorer = functools.cache(get_scorer)  # one load per scorer over all benchmarks
-    with ScoreCache(cache_path) as cache:
+    with ScoreCache(cache_path, dtype) as cache:
         for benchmark in benchmarks:
             source = (data or {}).get(benchmark.name, benchmark.dataset)
             prompts, stats = load_preference_data(source, benchmark.split, policy="eval")

@@ -130,7 +130,7 @@ def _table_command(args: argparse.Namespace, specs: list[str]) -> int:
         benchmarks, specs, scorer_loader(args),
         args.cache or output_dir / CACHE_FILE, tie_rule=args.tie_rule, data=_benchmark_data(args.benchmark_data),
         batch_size=args.batch_size, n_resamples=args.bootstrap, confidence=args.confidence, seed=args.seed,
-        progress=not args.quiet, tie_threshold=args.tie_threshold, details=details)
+        progress=not args.quiet, tie_threshold=args.tie_threshold, details=details, dtype=args.dtype)
     for name, entry in result["benchmarks"].items():
         computed = sum(stats["computed"] for stats in entry["cache"].values())
         print(f"{name}: {entry['prompts']} prompts, {entry['pairs']} pairs, {entry['prompts_skipped']} prompts "

@@ -46,7 +46,7 @@ def benchmark_from_args(args: argparse.Namespace, cache_file: str) -> int:
         result = run_benchmark(prompts, args.generations, scorers, scorer_loader(args), cache, fid=fid,
                                human_ranks=human_ranks, human_labels=labels, batch_size=args.batch_size,
                                n_resamples=args.bootstrap, fid_resamples=args.fid_bootstrap, seed=args.seed,
-                               progress=not args.quiet)
+                               progress=not args.quiet, dtype=args.dtype)
     except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, ModelDownloadError) as error:
         raise SystemExit(f"imreward benchmark: {error}") from error
     paths = write_benchmark(result, output_dir)

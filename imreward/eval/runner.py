@@ -157,7 +157,7 @@ def run_evaluation(prompts: Sequence[PromptRecord], scorer_specs: Sequence[str],
         set_threads(threads, scorer)
         return scorer
 
-    with ScoreCache(cache_path) as cache:
+    with ScoreCache(cache_path, dtype) as cache:
         scored = score_prompts(kept, scorer_specs, get_scorer, cache, batch_size, progress)
     run.cache_stats = scored.cache_stats
     for index, error in scored.failed.items():

@@ -81,10 +81,10 @@ def test_one_table_over_three_benchmarks_with_cache_and_tie_rules(tmp_path, hub_
     assert "imagereward-test<br>test, 11 pairs" in markdown and "| test-bright | 100.00 (" in markdown
     assert "Tie rule: **drop**" in markdown
 
-    # Adding a scorer and a benchmark computes only the new scores.
+    # Adding a scorer and a benchmark computes only the new scores (at the same dtype: part of the key).
     scored_before = instances["test-bright"].images_scored
     assert run_cli(common + ["--benchmarks", "imagereward-test,hpdv2-test,pickapic-test-unique",
-                             "--scorers", "test-bright,test-dark"]) == 0
+                             "--scorers", "test-bright,test-dark", "--dtype", "bfloat16"]) == 0
     table = json.loads((out / "table.json").read_text())
     assert instances["test-bright"].images_scored - scored_before == 3 * 4  # only HPD v2's images
     assert table["benchmarks"]["imagereward-test"]["cache"]["test-bright"] == {"hits": 12, "computed": 0}

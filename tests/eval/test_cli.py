@@ -90,6 +90,25 @@ def test_eval_writes_reports_skips_missing_images_and_reuses_the_cache(tmp_path,
     assert added["metrics"]["test-dark"]["accuracy"]["value"] == 0.0
 
 
+def test_the_cache_knows_a_checkpoint_retrained_in_place_and_another_dtype(tmp_path):
+    checkpoint = tmp_path / "run" / "best"
+    tiny_model(seed=3).save_pretrained(checkpoint)
+    data, images, image_count = make_test_set(tmp_path, prompts=3)
+    out = tmp_path / "report"
+    common = ["eval", "--data", str(data), "--images", str(images), "-o", str(out), "--bootstrap", "50", "-q",
+              "--scorers", str(checkpoint), "--device", "cpu"]
+
+    def cache_use(*extra: str) -> dict:
+        assert run_cli([*common, *extra]) == 0
+        return json.loads((out / "report.json").read_text())["cache"][str(checkpoint)]
+
+    assert cache_use() == {"hits": 0, "misses": image_count} and cache_use()["misses"] == 0
+    tiny_model(seed=4).save_pretrained(checkpoint)  # retrained, saved in place over the old weights
+    assert cache_use() == {"hits": 0, "misses": image_count}
+    assert cache_use("--dtype", "bfloat16") == {"hits": 0, "misses": image_count}
+    assert cache_use() == {"hits": image_count, "misses": 0}
+
+
 def test_an_unreadable_image_skips_its_prompt_for_every_scorer(tmp_path):
     from imreward.eval.data import read_evaluation_data
     from imreward.eval.runner import run_evaluation
