@@ -240,3 +240,25 @@ def test_an_rl_reward_uses_the_judge_by_name(tmp_path):
         pixels = [np.asarray(image(i, (32, 32))) for i in range(2)]  # uint8 [H, W, 3], as trainers pass them
         with load_rl_reward({"judge": 1.0}, models={"judge": f"openai-judge:{config}"}, device="cpu") as reward:
             assert reward.score(["fox", "owl"], pixels) == pytest.approx([0.8, 0.1])
+
+
+def test_eval_reports_the_judge_and_caches_its_scores(tmp_path):
+    from eval.test_cli import make_test_set, run_cli
+
+    def brightness(body, number):  # P(Yes) = the grey image's level: the humans' order in make_test_set
+        url = body["messages"][-1]["content"][0]["image_url"]["url"]
+        level = float(np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))).mean()) / 255
+        return chat_reply("Yes", {"Yes": level, "No": 1 - level})
+
+    data, images, image_count = make_test_set(tmp_path)
+    with FakeJudge(brightness) as server:
+        config = tmp_path / "judge.json"
+        config.write_text(json.dumps({"base_url": server.url, "model": "judge-model"} | FAST))
+        command = ["eval", "--data", str(data), "--images", str(images), "-o", str(tmp_path / "report"),
+                   "--bootstrap", "50", "-q", "--scorers", f"openai-judge:{config}"]
+        assert run_cli(command) == 0
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        assert report["metrics"][f"openai-judge:{config}"]["accuracy"]["value"] == 1.0
+        requests = len(server.bodies)
+        assert requests == image_count
+        assert run_cli(command) == 0 and len(server.bodies) == requests  # the second run reads the cache
