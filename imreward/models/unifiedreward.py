@@ -10,10 +10,13 @@ without a score fails that item with the raw answer in the error. Pairwise (``co
 images and the pairwise question; the verdict "Image 1/2 is better" or "equally good".
 
 Each item is one ``generate`` call, as the original scripts run them (no padding between items).
+It has the reward server's hooks (``preprocess``, ``encode_prompts``, ``score_preprocessed``), so
+``imreward serve`` can hold it; it has no ``score_tensor`` (a generated answer has no gradient).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -26,9 +29,11 @@ from imreward.hub import resolve_device
 from imreward.image_io import DEFAULT_MAX_PIXELS, LOCAL_FORMATS, ImageInput, load_image
 from imreward.judges.answers import Judgement, final_score, pairwise_verdict, sub_scores
 from imreward.judges.templates import fill_template
-from imreward.models.qwen_vl_chat import QwenVLChat, hub_model_folder, load_qwen_vl_chat
-from imreward.scoring import ErrorCallback, ScoreMethods
+from imreward.models.qwen_vl_chat import Patches, QwenVLChat, hub_model_folder, load_qwen_vl_chat
+from imreward.scoring import (ErrorCallback, ScoreMethods, collate_utf8_prompts, decode_utf8_prompts,
+                              utf8_prompts)
 
+logger = logging.getLogger("imreward.models.unifiedreward")
 UNIFIEDREWARD_REPOS = {
     "UnifiedReward-qwen-7b": "CodeGoat24/UnifiedReward-qwen-7b",
     "UnifiedReward-2.0-qwen3vl-8b": "CodeGoat24/UnifiedReward-2.0-qwen3vl-8b",
@@ -110,6 +115,32 @@ class UnifiedReward(ScoreMethods, nn.Module):
                     progress: bool = False, on_error: ErrorCallback | None = None) -> list[float | None]:
         """Scores in input order (one ``generate`` per item whatever ``batch_size``); see ``judge_batch``."""
         return [None if j is None else j.score for j in self.judge_batch(prompts, images, progress, on_error)]
+
+    # ---- the reward server's hooks ----------------------------------------------------------------
+
+    def preprocess(self, image: ImageInput) -> Patches:
+        return self._patches(image)
+
+    def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        return utf8_prompts(prompts)
+
+    def collate_images(self, images: list[Patches]) -> list[Patches]:
+        return list(images)
+
+    def collate_text(self, texts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return collate_utf8_prompts(texts)
+
+    def score_preprocessed(self, images: list[Patches], text: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores [B] float32; NaN (the server reports it as that item's error) where the answer has
+        no score, logged with the raw answer."""
+        scores = torch.full((len(images),), float("nan"))
+        for index, (prompt, patches) in enumerate(zip(decode_utf8_prompts(text["utf8"], text["length"]), images)):
+            answer = self.chat.answer(fill_template(self.template, prompt), [patches], self.max_new_tokens)
+            try:
+                scores[index] = self.score_of(answer).score
+            except JudgeAnswerError as error:
+                logger.warning("UnifiedReward item failed: %s", error)
+        return scores
 
 
 def load_unifiedreward(name: str = "UnifiedReward-qwen-7b", device: str | torch.device | None = None,

@@ -5,6 +5,8 @@ Generated text must be identical token for token (greedy), and so must the parse
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import torch
 
@@ -135,3 +137,16 @@ def test_cuda_answers_equal_the_original(tmp_path, golden):
                                 max_new_tokens=golden["max_new_tokens"])
     for prompt, name in POINTWISE[:3]:
         assert model.judge(prompt, IMAGES / name).text == golden["pointwise"][prompt][name]["text"], name
+
+
+def test_served_scores_equal_the_original(model, golden):
+    from starlette.testclient import TestClient
+
+    from imreward.serve.app import create_app
+
+    pairs = POINTWISE[:2]
+    with TestClient(create_app({"unifiedreward": model})) as client:
+        images = [base64.b64encode((IMAGES / name).read_bytes()).decode() for _, name in pairs]
+        response = client.post("/v1/score", json={"prompts": [p for p, _ in pairs], "images": images})
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == [golden["pointwise"][p][n]["parsed"] for p, n in pairs]
