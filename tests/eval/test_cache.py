@@ -23,3 +23,25 @@ def test_a_rewritten_image_is_a_miss(tmp_path):
         stat = image.stat()
         os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
         assert cache.lookup("A", [image], ["p"]) == [None]
+
+
+def test_a_scorer_is_keyed_by_its_files_content_hashed_once(tmp_path, monkeypatch):
+    import hashlib
+
+    judge = tmp_path / "judge.json"
+    judge.write_text('{"model": "a"}')
+    hashed = []
+    original = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *args: hashed.append(args) or original(*args))
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
+        first = cache.scorer_key(f"openai-judge:{judge}")
+        assert first.startswith(f"openai-judge:{judge}#")
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
+        hashed.clear()
+        assert cache.scorer_key(f"openai-judge:{judge}") == first
+        assert len(hashed) == 1  # the key's own digest: the unchanged file was not read again
+    judge.write_text('{"model": "b"}')
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
+        assert cache.scorer_key(f"openai-judge:{judge}") != first
+    with ScoreCache(tmp_path / "a.sqlite", dtype="float16") as half, ScoreCache(tmp_path / "b.sqlite") as default:
+        assert half.scorer_key("some-hub-model") != default.scorer_key("some-hub-model")
