@@ -7,7 +7,7 @@ and is no faster than float32 (issue 25 measured 0.84x on an AVX512-BF16/VNNI CP
 With AMX-FP16 (Granite Rapids) float16 runs at bfloat16's speed with three more mantissa bits, so it
 is preferred there. On an accelerator ``auto`` keeps each scorer's default (float32).
 
-``int8`` quantizes the backbone's ``nn.Linear`` layers dynamically (weights int8 per tensor,
+``int8`` quantizes the backbone's ``nn.Linear`` layers dynamically (weights int8 per output channel,
 activations quantized per batch) with PyTorch's own x86 kernels (fbgemm, AVX512-VNNI); embeddings,
 norms, convolutions, attention and the layers a scorer names in ``float_modules`` (its head,
 its projections) stay float32. It is a CPU-only option and never chosen by ``auto``: its scores move
@@ -156,5 +156,8 @@ def quantize_int8(scorer: nn.Module) -> nn.Module:
         # torch marks its eager quantization API deprecated in favour of torchao, whose int8 linears
         # are slower than float32 on the CPU unless compiled (README "Speed"); it still ships and works.
         warnings.filterwarnings("ignore", message=".*deprecat.*")
-        torch.ao.quantization.quantize_dynamic(scorer, set(names), dtype=torch.qint8, inplace=True)
+        from torch.ao.quantization import per_channel_dynamic_qconfig
+
+        torch.ao.quantization.quantize_dynamic(scorer, dict.fromkeys(names, per_channel_dynamic_qconfig),
+                                               dtype=torch.qint8, inplace=True)
     return scorer

@@ -48,6 +48,9 @@ class OpenClipScore(DualEncoderScore):
     with the end-of-text token), and CLIP's PIL preprocessing (bicubic resize of the shorter side in
     the image's own mode, centre crop, then RGB) unless a subclass changes ``preprocess``."""
 
+    # open_clip reads the text tower's input dtype from this layer's weight, which int8 would turn into a method
+    float_modules = ("clip.transformer.resblocks.0.mlp.c_fc",)
+
     def __init__(self, clip_model, image_mean=None, image_std=None) -> None:
         super().__init__()
         from open_clip.tokenizer import SimpleTokenizer

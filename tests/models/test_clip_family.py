@@ -226,3 +226,17 @@ def test_bad_checkpoints_are_refused_with_the_file_named(goldens, tmp_path):
     with pytest.raises(CheckpointError, match="visual_projection.weight"):
         imreward.load_score("PickScore-v1", device="cpu", checkpoint=tmp_path / "pick" / "model",
                             processor=tmp_path / "pick" / "processor")
+
+
+@pytest.mark.parametrize("name, tolerance", [("clip", 0.05), ("pickscore", 5.0)])
+def test_int8_stays_close_to_float32_on_open_clip_and_transformers_clip(goldens, tmp_path, name, tolerance,
+                                                                      single_cpu_thread):
+    """int8 (imreward.precision) converts the backbone's linear layers of both CLIP implementations;
+    open_clip's text tower still finds its input dtype."""
+    from imreward.precision import quantize_int8
+
+    scorer = quantize_int8(build_scorer(name, goldens, tmp_path))
+    assert type(scorer.clip.visual.transformer.resblocks[0].mlp.c_fc if name == "clip"
+                else scorer.clip.vision_model.encoder.layers[0].mlp.fc1) is not torch.nn.Linear
+    worst = assert_scores_match(scorer, goldens[name], tolerance)
+    assert worst > 0  # it did quantize
