@@ -92,7 +92,7 @@ def _score_dataset(args: argparse.Namespace) -> int:
                      num_workers=args.num_workers, device=args.device, dtype=args.dtype,
                      image_formats=image_formats_from_args(args), ray=ray, merge=args.merge,
                      progress=not args.quiet, load_options=load_options)
-    except (ShardReadError, RunMismatch, ValueError, FileNotFoundError) as error:
+    except (ShardReadError, RunMismatch, ValueError, FileNotFoundError, ImportError) as error:
         raise SystemExit(f"imreward score-dataset: {error}") from error
     folder, _ = output_locations(args.output, args.merge)
     summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))

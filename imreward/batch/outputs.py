@@ -147,20 +147,30 @@ def finished_shards(folder: Path, names: list[str], columns: list[str]) -> set[s
     return finished
 
 
+TEXT_COLUMNS = ("key", "error", "prompt", "image")
+
+
+def _plain(value, text: bool):
+    """A Python value for Arrow: numpy scalars unwrapped, and a missing value (None, or the NaN that
+    Ray's numpy batches carry for one) as None."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value) if text else value
+
+
 class ShardWriter:
     """Collects result rows (in any order, from any batch) and writes each shard's file when all its
-    rows are in: a row with ``last`` set tells the shard's row count; duplicates (a retried batch)
-    are kept once."""
+    rows are in: a row with ``last`` set tells the shard's row count; a row that comes twice (from a
+    retried task) is kept once."""
 
     def __init__(self, folder: Path, columns: list[str]) -> None:
         self.folder, self.columns = folder, columns
         self.rows: dict[str, dict[int, tuple]] = {}
         self.totals: dict[str, int] = {}
+        self.written: set[str] = set()
         folder.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def open_shards(self) -> int:
-        return len(self.rows)
 
     def add(self, result: dict) -> list[str]:
         """Take a scored batch (``BatchScorer.score``'s columns); returns the shards it completed."""
@@ -169,6 +179,8 @@ class ShardWriter:
         touched = set()
         for position, (shard, index, last) in enumerate(zip(result["shard"], result["index"], result["last"])):
             index = int(index)
+            if shard in self.written:  # a late copy from a retried task
+                continue
             rows = self.rows.setdefault(shard, {})
             if index >= 0:
                 rows[index] = tuple(column[position] for column in values)
@@ -179,16 +191,14 @@ class ShardWriter:
         for shard in completed:
             self._write(shard, [self.rows[shard][index] for index in range(self.totals.pop(shard))])
             del self.rows[shard]
+            self.written.add(shard)
         return completed
 
     def _write(self, shard: str, rows: list[tuple]) -> None:
         arrays = {}
         for position, column in enumerate(self.columns):
-            values = [row[position] for row in rows]
-            if column.startswith("score"):  # Ray's numpy batches carry a missing score as NaN
-                values = [None if value is None or value != value else float(value) for value in values]
-            kind = pa.float64() if column.startswith("score") else pa.string() if column in (
-                "key", "error", "prompt", "image") else None
+            values = [_plain(row[position], text=column in TEXT_COLUMNS) for row in rows]
+            kind = pa.float64() if column.startswith("score") else pa.string() if column in TEXT_COLUMNS else None
             arrays[column] = pa.array(values, type=kind)
         path = shard_path(self.folder, shard)
         temporary = path.with_name(f".{path.name}.tmp")

@@ -2,15 +2,15 @@
 
 The job is Ray Data's batch-inference recipe::
 
-    ray.data.from_items(shards)                      # one item per input shard
-      .map_batches(decode_shards, ...)               # CPU tasks: read each shard, decode, preprocess
-      .map_batches(ImRewardScorer, concurrency=N,    # actors: the models, loaded once per actor
-                   num_gpus=g)
+    ray.data.from_items(shards)                      # one item (and one block) per input shard
+      .flat_map(decode_shard)                        # CPU tasks: read a shard, decode, preprocess, stream rows
+      .map_batches(ImRewardScorer, batch_size=B,     # actors: the models, loaded once per actor
+                   compute=ActorPoolStrategy(size=N), num_gpus=g)
       -> the driver writes each shard's file when its last row is in (``imreward.batch.outputs``)
 
 Ray retries the tasks and restarts the actors of failed workers; the shard writer keeps each row
-once. Only results (keys, scores, errors) reach the driver. On a CPU-only machine Ray fuses the
-decode step into the actors (same resources); with GPUs the steps stay apart.
+once (a retried task's rows replace the first attempt's). Only results (keys, scores, errors)
+reach the driver.
 
 ``ImRewardScorer`` is also the building block for users' own Ray Data pipelines::
 
@@ -32,6 +32,8 @@ from imreward.batch.scoring import BatchScorer
 from imreward.data.records import ImageSource
 from imreward.data.shards import Shard, ShardRow
 from imreward.image_io import WEB_FORMATS
+
+DECODE_CHUNK = 16  # rows a decoding task prepares at a time
 
 
 @dataclass(frozen=True)
@@ -119,16 +121,20 @@ def _to_numpy(columns: dict) -> dict:
             for name, value in columns.items()}
 
 
-def decode_shards(items: dict, plan: DecodePlan, batch_size: int, source_columns: tuple[str, ...]) -> Iterator[dict]:
-    """Ray task: the decoded batches of the shards in ``items["shard"]``."""
-    yield from (_to_numpy(batch) for batch in decoded_batches(list(items["shard"]), Decoder(plan), batch_size,
-                                                              source_columns))
+def decode_shard(item: dict, plan: DecodePlan, source_columns: tuple[str, ...]) -> Iterator[dict]:
+    """Ray task (``flat_map``): the decoded rows of the shard ``item["shard"]``, streamed."""
+    for batch in decoded_batches([item["shard"]], Decoder(plan), DECODE_CHUNK, source_columns):
+        for position in range(len(batch["key"])):
+            yield {name: column[position] for name, column in batch.items()}
 
 
 def run_ray(shards: list[Shard], models: dict[str, str], load_options: dict, plan: DecodePlan, batch_size: int,
             options: RayOptions, source_columns: tuple[str, ...] = ()) -> Iterator[dict]:
     """Scored batches of ``shards``, as they come out of the actors."""
-    import ray
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError("the ray engine needs Ray Data: pip install 'imreward[ray]'") from error
 
     if not ray.is_initialized():
         ray.init(address=options.address, log_to_driver=False, configure_logging=False)
@@ -136,10 +142,20 @@ def run_ray(shards: list[Shard], models: dict[str, str], load_options: dict, pla
     context.enable_progress_bars = False
     dataset = ray.data.from_items([{"shard": shard} for shard in shards],
                                   override_num_blocks=min(len(shards), 1000))
-    dataset = dataset.map_batches(decode_shards, batch_size=1, num_cpus=1,
-                                  fn_kwargs={"plan": plan, "batch_size": batch_size, "source_columns": source_columns})
+    dataset = dataset.flat_map(decode_shard, num_cpus=1, fn_kwargs={"plan": plan, "source_columns": source_columns})
     dataset = dataset.map_batches(ImRewardScorer, batch_size=batch_size,
                                   compute=ray.data.ActorPoolStrategy(size=options.actors),
                                   num_gpus=options.gpus_per_actor, num_cpus=options.cpus_per_actor,
                                   fn_constructor_kwargs={"models": models, **load_options})
-    yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        yield {name: column if name.startswith("score") else _missing_as_none(column) for name, column in batch.items()}
+
+
+def _missing_as_none(column: np.ndarray) -> np.ndarray | list:
+    """Ray's numpy batches carry None as NaN: among strings (an object array), and as a float array
+    when a block's column held only None. Back to None."""
+    if column.dtype.kind == "f" and np.isnan(column).all():
+        return [None] * len(column)
+    if column.dtype != object:
+        return column
+    return [None if isinstance(value, (float, np.floating)) and np.isnan(value) else value for value in column]

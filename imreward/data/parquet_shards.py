@@ -34,7 +34,10 @@ def columns_of(path: str | Path, options: ShardOptions) -> tuple[str | None, str
     """(image, prompt, key) column names of the Parquet file ``path``; None where none is found."""
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path)
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, ValueError) as error:
+        raise ShardReadError(f"{path}: not a readable Parquet file ({type(error).__name__}: {error})") from error
     names = schema.names
 
     def pick(chosen: str | None, candidates: tuple[str, ...]) -> str | None:
@@ -70,6 +73,16 @@ class ParquetShard:
     options: ShardOptions = ShardOptions()
 
     def rows(self) -> Iterator[ShardRow]:
+        read = 0
+        try:
+            for row in self._read():
+                yield row
+                read += 1
+        except (OSError, ValueError) as error:  # pyarrow's errors for a damaged file are both
+            yield ShardRow(f"{self.name}#unreadable", None, None, error=f"{self.path}: unreadable after {read} rows: "
+                           f"{type(error).__name__}: {error}", reason="unreadable_shard")
+
+    def _read(self) -> Iterator[ShardRow]:
         import pyarrow.parquet as pq
 
         image_column, prompt_column, key_column = columns_of(self.path, self.options)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import imreward
+from batch.results import READING
 from batch.shard_files import write_parquet, write_webdataset
 from imreward.testing import tiny_model
 
@@ -27,3 +29,12 @@ def webdataset_shards(tmp_path_factory) -> list[Path]:
 def parquet_shards(tmp_path_factory) -> list[Path]:
     """The same 240 samples as three Parquet files with the datasets image struct."""
     return write_parquet(tmp_path_factory.mktemp("parquet"), struct=True)
+
+
+@pytest.fixture(scope="session")
+def local_results(tiny_dir, webdataset_shards, tmp_path_factory) -> Path:
+    """The local engine's results on ``webdataset_shards`` (the reference of the other engine's tests)."""
+    output = tmp_path_factory.mktemp("local") / "out"
+    assert imreward.score_shards(webdataset_shards[0].parent, output, [str(tiny_dir)], reading=READING,
+                                 batch_size=32, num_workers=1, progress=False) == output
+    return output

@@ -62,7 +62,8 @@ def write_webdataset(folder: Path, shards: int = 3, rows: int = 80) -> list[Path
                     _add(archive, f"{sample['key']}.{sample['ext']}", sample["image"])
                 if sample["prompt"] is not None:
                     _add(archive, f"{sample['key']}.txt", sample["prompt"].encode())
-                _add(archive, f"{sample['key']}.json", json.dumps({"url": sample["url"], "key": sample["key"]}).encode())
+                metadata = {"url": sample["url"], "key": sample["key"]}
+                _add(archive, f"{sample['key']}.json", json.dumps(metadata).encode())
         paths.append(path)
     return paths
 

@@ -147,3 +147,15 @@ def test_published_datasets_by_hub_id_and_local_copy(tmp_path, monkeypatch):
     assert ImageReader().read(rows[0].image) == gray_image(60, "JPEG")
     with pytest.raises(ShardReadError, match="nor a known hub dataset id"):
         open_shards("someone/unknown_dataset")
+
+
+def test_a_damaged_parquet_shard_is_named(tmp_path):
+    first, second = write_parquet(tmp_path, shards=2, rows=40)
+    data = second.read_bytes()
+    shards = open_shards(tmp_path)
+    second.write_bytes(data[: len(data) // 2])
+    rows = list(shards[1].rows())
+    assert len(rows) == 1 and rows[0].reason == "unreadable_shard" and f"{second}: unreadable" in rows[0].error
+    first.write_bytes(b"PAR1 not really")
+    with pytest.raises(ShardReadError, match=f"{first}: not a readable Parquet file"):
+        open_shards(tmp_path)
