@@ -22,6 +22,8 @@ reach the driver.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -137,7 +139,10 @@ def run_ray(shards: list[Shard], models: dict[str, str], load_options: dict, pla
         raise ImportError("the ray engine needs Ray Data: pip install 'imreward[ray]'") from error
 
     if not ray.is_initialized():
-        ray.init(address=options.address, log_to_driver=False, configure_logging=False)
+        local = {}
+        if options.address is None:  # a Ray of our own: the actors' CPUs plus at least one for decoding
+            local["num_cpus"] = max(os.cpu_count() or 1, math.ceil(options.actors * options.cpus_per_actor) + 1)
+        ray.init(address=options.address, log_to_driver=False, configure_logging=False, **local)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     dataset = ray.data.from_items([{"shard": shard} for shard in shards],
