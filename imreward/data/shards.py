@@ -154,7 +154,7 @@ def open_shards(source: str | os.PathLike | Sequence[str | os.PathLike], layout:
             raise ShardReadError(f"{path}: no such file or folder" +
                                  ("" if len(sources) > 1 else ", nor a known hub dataset id"))
     if layout == "auto":
-        layout = detect_layout(paths, options.split)
+        layout = detect_shard_layout(paths, options)
     if layout in ("webdataset", "parquet"):
         suffix = (lambda p: is_tar(p)) if layout == "webdataset" else (lambda p: p.suffix == ".parquet")
         files = [found for path in paths for found in (sorted(p for p in path.rglob("*") if suffix(p) and p.is_file())
@@ -173,8 +173,9 @@ def open_shards(source: str | os.PathLike | Sequence[str | os.PathLike], layout:
     return readers[layout](paths[0], options)
 
 
-def detect_layout(paths: list[Path], split: str) -> str:
+def detect_shard_layout(paths: list[Path], options: ShardOptions = ShardOptions()) -> str:
     """The layout of existing ``paths`` (see ``LAYOUTS``)."""
+    split = options.split
     from imreward.data.hpdv2 import is_hpdv2_folder
     from imreward.data.parquet_shards import is_image_parquet
     from imreward.data.pickapic import is_pickapic
@@ -190,7 +191,7 @@ def detect_layout(paths: list[Path], split: str) -> str:
     if files and all(is_tar(file) for file in files):
         return "webdataset"
     if files and all(file.suffix == ".parquet" for file in files) and not any(map(is_pickapic, paths)):
-        if all(path.is_dir() for path in paths) or is_image_parquet(files[0], ShardOptions()):
+        if all(path.is_dir() for path in paths) or is_image_parquet(files[0], options):
             return "parquet"
     if len(paths) == 1:
         return "manifest" if paths[0].is_file() else "folder"

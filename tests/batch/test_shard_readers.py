@@ -70,6 +70,9 @@ def test_parquet_image_bytes_and_datasets_struct(tmp_path, struct):
                for row, sample in zip(rows, flat) if sample["prompt"] and sample["image"])
     assert rows[48].reason == "no_prompt" and f"{paths[1]}: row 8 (key 000010008): no prompt" in rows[48].error
     assert rows[5].columns == {"url": flat[5]["url"]}
+    pq.write_table(pa.table({"text": ["a"], "pixels": [paths[0].read_bytes()[:10]]}), tmp_path / "named.parquet")
+    named = open_shards(tmp_path / "named.parquet", options=ShardOptions(image_field="pixels", prompt_field="text"))
+    assert [(row.prompt, row.image.data) for row in all_rows(named)] == [("a", paths[0].read_bytes()[:10])]
     pq.write_table(pa.table({"text": ["a"], "blob": [1]}), tmp_path / "other.parquet")
     with pytest.raises(ShardReadError, match="no an image-bytes column"):
         open_shards(tmp_path / "other.parquet", layout="parquet")
