@@ -70,6 +70,10 @@ class ScoreCache:
     def __init__(self, path: str | os.PathLike, dtype: str | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
+        if dtype == "auto":  # what auto picks differs between CPUs: a cache shared by two machines tells them apart
+            from imreward.precision import auto_cpu_dtype, cpu_flags
+
+            dtype = f"auto ({auto_cpu_dtype(cpu_flags())[0]} on the CPU)"
         self.dtype = dtype
         self.connection = sqlite3.connect(os.fspath(path))
         self.connection.execute(

@@ -109,3 +109,15 @@ def test_refl_refuses_an_int8_reward(tmp_path):
     with pytest.raises(SystemExit, match="int8 layers pass no gradients"):
         imreward.cli.main(["refl", "--prompts", str(prompts), "--output-dir", str(tmp_path / "o"),
                            "--random-pipeline", "tiny", "--reward", "brightness", "--reward-dtype", "int8"])
+
+
+def test_the_score_cache_keys_auto_by_what_it_picks_on_this_cpu(tmp_path, monkeypatch):
+    from imreward.eval.cache import ScoreCache
+
+    dtypes = []
+    for flags in (SAPPHIRE_RAPIDS, ICE_LAKE):
+        monkeypatch.setenv("IMREWARD_CPU_FLAGS", ",".join(flags))
+        cache = ScoreCache(tmp_path / "scores.sqlite", "auto")
+        dtypes.append(cache.dtype)
+        cache.close()
+    assert "bfloat16" in dtypes[0] and "float32" in dtypes[1]
