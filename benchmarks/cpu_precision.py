@@ -10,10 +10,13 @@ preprocessing timed too), interleaved so that a drift of a shared machine's spee
   pairs whose order flips, for ImageReward and, with ``--clip-images``, an open_clip ViT-L/14 CLIP
   score (the backbone of the CLIP and Aesthetic scorers; HPSv2 and CLIP-H are the same code at ViT-H).
 
-The CPU's relevant flags and ``auto``'s choice are printed first. Run it a second time with
+The CPU's relevant flags and ``auto``'s choice are printed first. Last, what bounds the speed: the
+model's matrix-multiply GFLOP per image (``torch.utils.flop_counter``; attention's own products, about
+3% of ViT-L/16's, are not counted) and the GFLOP/s this CPU reaches on ViT-L's linear shapes in each
+precision, hence the most images/s any implementation could reach here. Run it a second time with
 ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI`` to see the same CPU without AMX (``auto`` follows the cap).
 
-Example: python benchmarks/cpu_precision.py --original-python ../oracle-venv/bin/python --images 8
+Example: python benchmarks/cpu_precision.py --original-python ../oracle-venv/bin/python --images 24 --prompts 3
 """
 
 from __future__ import annotations
@@ -115,6 +118,61 @@ def report(label: str, rates: dict[str, list[float]], scores: dict[str, torch.Te
     return result
 
 
+LINEAR_SHAPES = ((1576, 1024, 3072), (1576, 1024, 4096), (1576, 4096, 1024))  # ViT-L, batch 8: tokens x in x out
+
+
+def linear_gflops(precision: str, seconds: float = 1.0) -> float:
+    """GFLOP/s of ``nn.Linear`` on ViT-L's shapes in a precision, as the scorers run it (int8: the
+    dynamic quantization of ``quantize_int8``)."""
+    from torch import nn
+
+    from imreward.precision import quantize_int8
+
+    flops = elapsed = 0.0
+    for tokens, width_in, width_out in LINEAR_SHAPES:
+        layer = nn.Sequential(nn.Linear(width_in, width_out))
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        if precision == "int8":
+            quantize_int8(layer)
+        else:
+            layer = layer.to(dtype)
+        x = torch.randn(tokens, width_in, dtype=dtype)
+        with torch.inference_mode():
+            layer(x)
+            start, calls = time.perf_counter(), 0
+            while calls == 0 or time.perf_counter() - start < seconds / len(LINEAR_SHAPES):
+                layer(x)
+                calls += 1
+            elapsed += time.perf_counter() - start
+        flops += 2 * tokens * width_in * width_out * calls
+    return flops / elapsed / 1e9
+
+
+def forward_gflop(scorer, prompt: str) -> float:
+    """Matrix-multiply GFLOP of one image's forward (convolutions and linears)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = scorer.image_size
+    pixels = torch.zeros(1, 3, size, size, dtype=scorer.compute_dtype)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        scorer(pixels, **scorer.encode_prompts([prompt]))
+    return counter.get_total_flops() / 1e9
+
+
+def report_bound(gflop: float, original: list[float] | None) -> dict:
+    """The ceiling of images/s per precision on this CPU from its linear-layer GFLOP/s."""
+    baseline = sum(original) / len(original) if original else None
+    print(f"\nWhat bounds it: {gflop:.1f} GFLOP per image in matrix multiplies")
+    result: dict = {"gflop_per_image": gflop, "linear_gflops": {}, "max_images_per_s": {}}
+    for precision in ("float32", "bfloat16", "int8"):
+        rate = linear_gflops(precision)
+        result["linear_gflops"][precision] = rate
+        result["max_images_per_s"][precision] = rate / gflop
+        speedup = f", {rate / gflop / baseline:.1f}x the original loop" if baseline else ""
+        print(f"  {precision:>9}: linears at {rate:5.0f} GFLOP/s -> at most {rate / gflop:5.2f} images/s{speedup}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8, help="images per prompt (default: %(default)s)")
@@ -162,6 +220,7 @@ def main() -> None:
             original.append(time_original(args, tmp, config, paths, torch.device("cpu")))
             print(f"  original loop: {original[-1]:6.2f} images/s", flush=True)
         results["image_reward"] = report("ImageReward", rates, scores, groups, original)
+        results["image_reward"]["bound"] = report_bound(forward_gflop(scorers["float32"], PROMPTS[0]), original)
         del scorers
 
         if args.clip_images:
