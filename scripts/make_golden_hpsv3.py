@@ -73,11 +73,9 @@ def seeded_weights_module():
     return module
 
 
-def write_tokenizer(folder: Path) -> int:
-    """A small byte-level BPE with Qwen2's normaliser, pre-tokeniser and special tokens."""
+def train_qwen2_tokenizer(corpus: list[str], vocab_size: int):
+    """A small byte-level BPE trained on ``corpus``, with Qwen2's normaliser, pre-tokeniser and special tokens."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    from hpsv3.dataset.data_collator_qwen import INSTRUCTION, prompt_with_special_token
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
@@ -86,19 +84,34 @@ def write_tokenizer(folder: Path) -> int:
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=700, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    corpus = [INSTRUCTION.format(text_prompt=p) + prompt_with_special_token for p in PROMPTS]
     tokenizer.train_from_iterator(corpus * 4, trainer)
     tokenizer.add_special_tokens(SPECIAL_TOKENS)
+    return tokenizer
+
+
+def write_qwen2_processor_files(folder: Path, tokenizer, model_max_length: int, preprocessor: dict) -> None:
+    """The tokenizer, its config with the chat template, and the image preprocessor's config, as the hub
+    publishes them for a Qwen2-based VL model."""
+    folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "bos_token": None, "unk_token": None, "model_max_length": 32768, "errors": "replace",
+        "bos_token": None, "unk_token": None, "model_max_length": model_max_length, "errors": "replace",
         "clean_up_tokenization_spaces": False, "split_special_tokens": False,
         "chat_template": CHAT_TEMPLATE}, indent=1))
     (folder / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}, indent=1))
-    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=1))
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=1))
+
+
+def write_tokenizer(folder: Path) -> int:
+    """HPSv3's tokenizer files: the small Qwen2 BPE trained on its instruction around each prompt."""
+    from hpsv3.dataset.data_collator_qwen import INSTRUCTION, prompt_with_special_token
+
+    corpus = [INSTRUCTION.format(text_prompt=p) + prompt_with_special_token for p in PROMPTS]
+    tokenizer = train_qwen2_tokenizer(corpus, vocab_size=700)
+    write_qwen2_processor_files(folder, tokenizer, model_max_length=32768, preprocessor=PREPROCESSOR)
     return tokenizer.get_vocab_size()
 
 

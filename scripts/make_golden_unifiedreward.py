@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from make_golden_hpsv3 import CHAT_TEMPLATE, QWEN2_SPLIT, SPECIAL_TOKENS
+from make_golden_hpsv3 import train_qwen2_tokenizer, write_qwen2_processor_files
 from make_golden_hpsv3 import PREPROCESSOR as QWEN2_VL_PREPROCESSOR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,28 +73,10 @@ def unifiedreward_corpus() -> list[str]:
 
 def write_base(folder: Path, corpus: list[str]) -> None:
     """A reduced Qwen2.5-VL's files as the hub publishes them, its tokenizer trained on ``corpus``."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, Qwen2_5_VLConfig
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tokenizer.train_from_iterator(corpus * 4, trainer)
-    tokenizer.add_special_tokens(SPECIAL_TOKENS)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "bos_token": None, "unk_token": None, "model_max_length": 131072, "errors": "replace",
-        "clean_up_tokenization_spaces": False, "split_special_tokens": False, "chat_template": CHAT_TEMPLATE}, indent=1))
-    (folder / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}, indent=1))
-    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=1))
+    tokenizer = train_qwen2_tokenizer(corpus, vocab_size=600)
+    write_qwen2_processor_files(folder, tokenizer, model_max_length=131072, preprocessor=PREPROCESSOR)
     loaded = AutoTokenizer.from_pretrained(folder)
     ids = {name: loaded.convert_tokens_to_ids(name) for name in
            ("<|endoftext|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")}
