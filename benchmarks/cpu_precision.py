@@ -10,6 +10,11 @@ preprocessing timed too), interleaved so that a drift of a shared machine's spee
   pairs whose order flips, for ImageReward and, with ``--clip-images``, an open_clip ViT-L/14 CLIP
   score (the backbone of the CLIP and Aesthetic scorers; HPSv2 and CLIP-H are the same code at ViT-H).
 
+``--int8-schemes`` adds two int8 schemes that were measured and not adopted, through torchao (installed
+separately): activations quantized per token instead of per batch, and int8 weights with float
+activations, which shows the error int8 weights alone cost; with ``--compile`` also the per-token scheme
+under ``torch.compile`` (its compilation timed apart, in the warm-up on every prompt).
+
 The CPU's relevant flags and ``auto``'s choice are printed first. Last, what bounds the speed: the
 model's matrix-multiply GFLOP per image (``torch.utils.flop_counter``; attention's own products, about
 3% of ViT-L/16's, are not counted) and the GFLOP/s this CPU reaches on ViT-L's linear shapes in each
@@ -43,9 +48,13 @@ from scoring_throughput import time_original, write_images  # noqa: E402
 RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
                   "amx_bf16", "amx_int8", "amx_fp16")
 PRECISIONS = ("float32", "bfloat16", "int8", "auto")
+INT8_SCHEMES = ("int8-token", "int8-weight")
+COMPILED = "int8-token-compiled"
 PROMPTS = ("a painting of an ocean with clouds and birds, day time, low depth field effect",
            "a red fox in the snow, photograph", "an isometric city at night, neon lights",
-           "a bowl of fruit on a wooden table, oil painting")
+           "a bowl of fruit on a wooden table, oil painting", "portrait of an old sailor with a pipe, charcoal drawing",
+           "a steaming cup of coffee on a rainy windowsill", "a futuristic train crossing a desert bridge at sunset",
+           "two cats playing chess in a library, digital art")
 CLIP_NAME = "seeded-open_clip-ViT-L-14"
 
 
@@ -84,16 +93,41 @@ def time_scorers(scorers: dict[str, object], prompts: list[str], images: list[Pa
             start = time.perf_counter()
             scores[name] = torch.tensor(scorer.score_batch(prompts, images, batch_size=batch_size))
             rates[name].append(len(images) / (time.perf_counter() - start))
-            print(f"  {name:>9}: {rates[name][-1]:6.2f} images/s", flush=True)
+            print(f"  {name:>19}: {rates[name][-1]:6.2f} images/s", flush=True)
     return rates, scores
 
 
-def load_all(spec: str, batch_size: int, warm_images: list[Path]) -> dict[str, object]:
+def torchao_int8(spec: str, scheme: str):
+    """The scorer with torchao's int8 on the linears ``quantize_int8`` converts: ``int8-token``
+    quantizes activations per token (weights per output channel), ``int8-weight`` only the weights."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
+
+    scorer = imreward.load_scorer(spec, device="cpu")
+    names = set(quantized_linear_names(scorer))
+    config = Int8WeightOnlyConfig() if scheme == "int8-weight" else Int8DynamicActivationInt8WeightConfig()
+    quantize_(scorer, config, filter_fn=lambda module, name: name in names)
+    scorer.precision = f"{scheme} (torchao)"
+    return scorer
+
+
+def load_all(spec: str, batch_size: int, warm_images: list[Path], precisions=PRECISIONS,
+             prompts=PROMPTS[:1]) -> dict[str, object]:
+    """The scorers, each warmed up on one batch (the compiled one on a batch per prompt, so that every
+    text length it will meet is compiled before the timing)."""
     scorers = {}
-    for precision in PRECISIONS:
-        scorers[precision] = imreward.load_scorer(spec, device="cpu", dtype=precision)
-        scorers[precision].score_batch(PROMPTS[0], warm_images[:batch_size], batch_size=batch_size)  # warm-up
-        print(f"  loaded {precision}: {scorers[precision].precision}", flush=True)
+    for precision in precisions:
+        if precision == COMPILED:
+            scorers[precision] = torchao_int8(spec, "int8-token")
+            scorers[precision].forward = torch.compile(scorers[precision].forward)
+        elif precision in INT8_SCHEMES:
+            scorers[precision] = torchao_int8(spec, precision)
+        else:
+            scorers[precision] = imreward.load_scorer(spec, device="cpu", dtype=precision)
+        start = time.perf_counter()
+        for prompt in prompts if precision == COMPILED else prompts[:1]:
+            scorers[precision].score_batch(prompt, warm_images[:batch_size], batch_size=batch_size)
+        warm = f", warm-up {time.perf_counter() - start:.0f} s" if precision == COMPILED else ""
+        print(f"  loaded {precision}: {scorers[precision].precision}{warm}", flush=True)
     return scorers
 
 
@@ -105,7 +139,7 @@ def report(label: str, rates: dict[str, list[float]], scores: dict[str, torch.Te
     print(f"\n{label}: images/s (best of rounds){'; speed-up over the original loop' if baseline else ''}")
     for name, rate in best.items():
         speedup = f"  {rate / baseline:5.2f}x" if baseline else ""
-        print(f"  {name:>9}: {rate:6.2f}{speedup}")
+        print(f"  {name:>19}: {rate:6.2f}{speedup}")
         if name != "float32":
             result["vs_float32"][name] = faithfulness(scores[name], scores["float32"], groups)
             figures = result["vs_float32"][name]
@@ -184,8 +218,15 @@ def main() -> None:
     parser.add_argument("--original-images", type=int, default=6)
     parser.add_argument("--clip-images", type=int, default=0, help="images per prompt for the open_clip "
                         "ViT-L/14 part (0: skip it)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="the precisions to time (float32, the reference, is always timed)")
+    parser.add_argument("--int8-schemes", action="store_true", help="also time torchao's per-token int8 "
+                        "and int8 weights with float activations on ImageReward (needs torchao)")
+    parser.add_argument("--compile", action="store_true", help="with --int8-schemes, also time the per-token "
+                        "scheme under torch.compile")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
+    precisions = ["float32", *(name for name in args.precisions if name != "float32")]
     flags = cpu_flags()
     choice, reason = choose_dtype("auto", "cpu")
     results: dict = {"cpu_flags": [flag for flag in RELEVANT_FLAGS if flag in flags], "auto": choice,
@@ -208,7 +249,10 @@ def main() -> None:
         groups = [list(range(k * args.images, (k + 1) * args.images)) for k in range(len(prompts))]
 
         print("\nImageReward (full size, seeded weights)", flush=True)
-        scorers = load_all(str(tmp / "saved"), args.batch_size, paths)
+        scorers = load_all(str(tmp / "saved"), args.batch_size, paths,
+                           precisions + list(INT8_SCHEMES) * args.int8_schemes + [COMPILED] * (args.int8_schemes
+                                                                                               and args.compile),
+                           prompts)
         linears = quantized_linear_names(imreward.load_scorer(str(tmp / "saved"), device="cpu"))
         print(f"  int8 converts {len(linears)} linear layers", flush=True)
         original = []
@@ -229,7 +273,7 @@ def main() -> None:
             clip_prompts = [prompt for prompt in prompts for _ in range(args.clip_images)]
             clip_images = paths[: args.clip_images] * len(prompts)
             clip_groups = [list(range(k * args.clip_images, (k + 1) * args.clip_images)) for k in range(len(prompts))]
-            scorers = load_all(CLIP_NAME, args.batch_size, paths)
+            scorers = load_all(CLIP_NAME, args.batch_size, paths, precisions)
             rates, scores = time_scorers(scorers, clip_prompts, clip_images, args.batch_size, args.rounds)
             results["open_clip_vit_l14"] = report("open_clip ViT-L/14", rates, scores, clip_groups, None)
     if args.output:

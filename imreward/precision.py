@@ -153,8 +153,8 @@ def quantize_int8(scorer: nn.Module) -> nn.Module:
         torch.backends.quantized.engine = preferred
     names = quantized_linear_names(scorer)
     with warnings.catch_warnings():
-        # torch marks its eager quantization API deprecated in favour of torchao, whose int8 linears
-        # are slower than float32 on the CPU unless compiled (README "Speed"); it still ships and works.
+        # torch marks its eager quantization API deprecated in favour of torchao, whose per-token int8
+        # ran slower than fbgemm's (README "Speed"); it still ships and works.
         warnings.filterwarnings("ignore", message=".*deprecat.*")
         from torch.ao.quantization import per_channel_dynamic_qconfig
 
