@@ -12,8 +12,8 @@ preprocessing timed too), interleaved so that a drift of a shared machine's spee
 
 ``--int8-schemes`` adds two int8 schemes that were measured and not adopted, through torchao (installed
 separately): activations quantized per token instead of per batch, and int8 weights with float
-activations, which shows the error int8 weights alone cost; with ``--compile`` also the per-token scheme
-under ``torch.compile`` (its compilation timed apart, in the warm-up on every prompt).
+activations, which shows the error int8 weights alone cost. ``--compile`` adds the per-token scheme under
+``torch.compile`` (its compilation timed apart, in a warm-up on every prompt).
 
 The CPU's relevant flags and ``auto``'s choice are printed first. Last, what bounds the speed: the
 model's matrix-multiply GFLOP per image (``torch.utils.flop_counter``; attention's own products, about
@@ -222,8 +222,8 @@ def main() -> None:
                         help="the precisions to time (float32, the reference, is always timed)")
     parser.add_argument("--int8-schemes", action="store_true", help="also time torchao's per-token int8 "
                         "and int8 weights with float activations on ImageReward (needs torchao)")
-    parser.add_argument("--compile", action="store_true", help="with --int8-schemes, also time the per-token "
-                        "scheme under torch.compile")
+    parser.add_argument("--compile", action="store_true", help="also time torchao's per-token int8 under "
+                        "torch.compile on ImageReward (needs torchao)")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     precisions = ["float32", *(name for name in args.precisions if name != "float32")]
@@ -249,10 +249,8 @@ def main() -> None:
         groups = [list(range(k * args.images, (k + 1) * args.images)) for k in range(len(prompts))]
 
         print("\nImageReward (full size, seeded weights)", flush=True)
-        scorers = load_all(str(tmp / "saved"), args.batch_size, paths,
-                           precisions + list(INT8_SCHEMES) * args.int8_schemes + [COMPILED] * (args.int8_schemes
-                                                                                               and args.compile),
-                           prompts)
+        variants = precisions + list(INT8_SCHEMES) * args.int8_schemes + [COMPILED] * args.compile
+        scorers = load_all(str(tmp / "saved"), args.batch_size, paths, variants, prompts)
         linears = quantized_linear_names(imreward.load_scorer(str(tmp / "saved"), device="cpu"))
         print(f"  int8 converts {len(linears)} linear layers", flush=True)
         original = []
