@@ -124,10 +124,10 @@ def load_all(spec: str, batch_size: int, warm_images: list[Path], precisions=PRE
         else:
             scorers[precision] = imreward.load_scorer(spec, device="cpu", dtype=precision)
         start = time.perf_counter()
-        for prompt in prompts if precision == COMPILED else prompts[:1]:
+        for prompt in prompts[:len(prompts) if precision == COMPILED else 1]:
             scorers[precision].score_batch(prompt, warm_images[:batch_size], batch_size=batch_size)
-        warm = f", warm-up {time.perf_counter() - start:.0f} s" if precision == COMPILED else ""
-        print(f"  loaded {precision}: {scorers[precision].precision}{warm}", flush=True)
+        print(f"  loaded {precision}: {scorers[precision].precision}, warm-up {time.perf_counter() - start:.0f} s",
+              flush=True)
     return scorers
 
 
